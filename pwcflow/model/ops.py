@@ -1,0 +1,152 @@
+"""Graph building blocks of PWC-Net, written with ``tf.compat.v1`` only (TF 1.15 and TF 2.x).
+
+Numerics follow tfoptflow exactly (see ``shared/notes/tfoptflow-compat.md``). Two formulations
+exist for the cost volume and the warp: ``fused`` (default, few large ops) and ``reference``
+(tfoptflow's own: 81 slice/multiply/mean ops, four separate gathers), kept for benchmarks and
+parity tests. Both compute the same numbers.
+"""
+
+from typing import Tuple
+
+from pwcflow.tf1 import tf
+
+LEAKY_ALPHA = 0.1
+
+
+def he_normal():
+    """tfoptflow's ``he_normal``: truncated normal, fan-in, scale 2."""
+    return tf.variance_scaling_initializer(scale=2.0, mode="fan_in", distribution="truncated_normal")
+
+
+def glorot_uniform():
+    """``tf.layers``' default kernel initializer (flow outputs and up-sampling)."""
+    return tf.glorot_uniform_initializer()
+
+
+def leaky_relu(x: tf.Tensor, name: str = None) -> tf.Tensor:
+    """Leaky ReLU with tfoptflow's slope 0.1."""
+    return tf.nn.leaky_relu(x, alpha=LEAKY_ALPHA, name=name)
+
+
+def conv2d(
+    x: tf.Tensor,
+    filters: int,
+    name: str,
+    stride: int = 1,
+    dilation: int = 1,
+    init=None,
+    act: bool = True,
+    reuse: bool = None,
+) -> tf.Tensor:
+    """3x3 SAME convolution with ``<name>/kernel`` and ``<name>/bias`` like ``tf.layers.conv2d``."""
+    in_ch = x.get_shape().as_list()[-1]
+    with tf.variable_scope(name, reuse=reuse):
+        kernel = tf.get_variable(
+            "kernel", [3, 3, in_ch, filters], tf.float32, initializer=init or glorot_uniform()
+        )
+        bias = tf.get_variable("bias", [filters], tf.float32, initializer=tf.zeros_initializer())
+        kernel = tf.cast(kernel, x.dtype)
+        y = tf.nn.conv2d(
+            x, kernel, strides=[1, stride, stride, 1], padding="SAME", dilations=[1, dilation, dilation, 1]
+        )
+        y = tf.nn.bias_add(y, tf.cast(bias, x.dtype))
+    return leaky_relu(y) if act else y
+
+
+def deconv2x(x: tf.Tensor, name: str) -> tf.Tensor:
+    """Learned x2 up-sampling to 2 channels: 4x4 stride-2 SAME transpose conv (kernel [4, 4, 2, in])."""
+    in_ch = x.get_shape().as_list()[-1]
+    with tf.variable_scope(name):
+        kernel = tf.get_variable("kernel", [4, 4, 2, in_ch], tf.float32, initializer=glorot_uniform())
+        bias = tf.get_variable("bias", [2], tf.float32, initializer=tf.zeros_initializer())
+        shape = tf.shape(x)
+        out_shape = tf.stack([shape[0], shape[1] * 2, shape[2] * 2, 2])
+        y = tf.nn.conv2d_transpose(x, tf.cast(kernel, x.dtype), out_shape, [1, 2, 2, 1], padding="SAME")
+        static = x.get_shape().as_list()
+        y.set_shape([static[0], _times2(static[1]), _times2(static[2]), 2])
+        return tf.nn.bias_add(y, tf.cast(bias, x.dtype))
+
+
+def _times2(n):
+    return None if n is None else 2 * n
+
+
+def cost_volume(c1: tf.Tensor, c2: tf.Tensor, search_range: int = 4, impl: str = "fused", name: str = None):
+    """Partial cost volume: channel ``(2r+1)*dy + dx`` = mean_c(c1 * c2 shifted by (dy-r, dx-r)).
+
+    ``c2`` is zero-padded by ``r``; the result goes through leaky ReLU 0.1 (as tfoptflow).
+    ``fused`` gathers all (2r+1)^2 shifted copies with one ``extract_image_patches`` op;
+    ``reference`` is tfoptflow's chain of (2r+1)^2 slice/multiply/mean ops.
+    """
+    r = search_range
+    d = 2 * r + 1
+    padded = tf.pad(c2, [[0, 0], [r, r], [r, r], [0, 0]])
+    if impl == "reference":
+        h, w = tf.shape(c1)[1], tf.shape(c1)[2]
+        costs = []
+        for dy in range(d):
+            for dx in range(d):
+                shifted = tf.slice(padded, [0, dy, dx, 0], [-1, h, w, -1])
+                costs.append(tf.reduce_mean(c1 * shifted, axis=3, keepdims=True))
+        cv = tf.concat(costs, axis=3)
+    elif impl == "fused":
+        ch = c1.get_shape().as_list()[-1]
+        patches = tf.image.extract_patches(
+            padded, sizes=[1, d, d, 1], strides=[1, 1, 1, 1], rates=[1, 1, 1, 1], padding="VALID"
+        ) if hasattr(tf.image, "extract_patches") else tf.extract_image_patches(
+            padded, ksizes=[1, d, d, 1], strides=[1, 1, 1, 1], rates=[1, 1, 1, 1], padding="VALID"
+        )
+        shape = tf.shape(c1)
+        patches = tf.reshape(patches, tf.stack([shape[0], shape[1], shape[2], d * d, ch]))
+        cv = tf.reduce_mean(patches * tf.expand_dims(c1, 3), axis=4)
+    else:
+        raise ValueError("unknown cost volume implementation %r" % impl)
+    return leaky_relu(cv, name=name)
+
+
+def _bilinear_setup(size: tf.Tensor, q: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+    """Clamped floor index and clamped fraction along one axis (tf.contrib dense_image_warp rule)."""
+    max_floor = tf.cast(size - 2, q.dtype)
+    floor = tf.minimum(tf.maximum(0.0, tf.floor(q)), max_floor)
+    alpha = tf.minimum(tf.maximum(0.0, q - floor), 1.0)
+    return tf.cast(floor, tf.int32), tf.expand_dims(alpha, -1)
+
+
+def warp(image: tf.Tensor, flow: tf.Tensor, impl: str = "fused", name: str = None) -> tf.Tensor:
+    """tfoptflow's backward warp: sample ``image`` at (row - flow[...,0], col - flow[...,1]).
+
+    Channel 0 is subtracted from the *row* coordinate: tfoptflow's known quirk (its issues #6
+    and #33), kept because its checkpoints were trained with it. Bilinear, border-clamped.
+    ``fused`` fetches the four corners with one gather; ``reference`` with four.
+    """
+    with tf.name_scope(name or "warp"):
+        shape = tf.shape(image)
+        b, h, w, c = shape[0], shape[1], shape[2], shape[3]
+        gy, gx = tf.meshgrid(tf.range(h), tf.range(w), indexing="ij")
+        grid = tf.cast(tf.stack([gy, gx], axis=2), flow.dtype)
+        query = tf.reshape(tf.expand_dims(grid, 0) - flow, tf.stack([b, h * w, 2]))
+        y0, ay = _bilinear_setup(h, query[:, :, 0])
+        x0, ax = _bilinear_setup(w, query[:, :, 1])
+        ay, ax = tf.cast(ay, image.dtype), tf.cast(ax, image.dtype)
+        flat = tf.reshape(image, tf.stack([b * h * w, c]))
+        base = tf.reshape(tf.range(b) * h * w, [-1, 1])
+        corners = [(y0, x0), (y0, x0 + 1), (y0 + 1, x0), (y0 + 1, x0 + 1)]
+        if impl == "fused":
+            idx = tf.stack([base + yy * w + xx for yy, xx in corners], axis=2)
+            vals = tf.reshape(tf.gather(flat, idx), tf.stack([b, h * w, 4, c]))
+            tl, tr, bl, br = vals[:, :, 0], vals[:, :, 1], vals[:, :, 2], vals[:, :, 3]
+        elif impl == "reference":
+            tl, tr, bl, br = [
+                tf.reshape(tf.gather(flat, base + yy * w + xx), tf.stack([b, h * w, c])) for yy, xx in corners
+            ]
+        else:
+            raise ValueError("unknown warp implementation %r" % impl)
+        top = ax * (tr - tl) + tl
+        bottom = ax * (br - bl) + bl
+        out = ay * (bottom - top) + top
+        return tf.reshape(out, tf.shape(image))
+
+
+def resize_bilinear_legacy(x: tf.Tensor, size) -> tf.Tensor:
+    """TF1's bilinear resize (align_corners=False, half_pixel_centers=False), as tfoptflow uses."""
+    return tf.image.resize_bilinear(x, size, align_corners=False, half_pixel_centers=False)

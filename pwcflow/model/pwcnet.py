@@ -1,0 +1,103 @@
+"""The PWC-Net graph: feature pyramid -> per level warp / cost volume / estimate / up-sample -> context.
+
+Variables are created with tfoptflow's names, shapes and order (``shared/spec``), so its
+checkpoints restore unchanged. The builder is a pure function of (input tensor, ``ModelSpec``).
+"""
+
+from dataclasses import dataclass
+from typing import List, Tuple
+
+from pwcflow.model import ops
+from pwcflow.tf1 import tf
+
+PYRAMID_CHANNELS = (16, 32, 64, 96, 128, 196)
+ESTIMATOR_CHANNELS = (128, 128, 96, 64, 32)
+CONTEXT_LAYERS = ((128, 1), (128, 2), (128, 4), (96, 8), (64, 16), (32, 1))
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What defines a PWC-Net variant (the ``model`` config group maps onto this)."""
+
+    name: str = "lg-6-2"
+    dense: bool = True  # tfoptflow use_dense_cx
+    context_all_levels: bool = True  # tfoptflow use_res_cx
+    pyr_lvls: int = 6
+    flow_pred_lvl: int = 2
+    search_range: int = 4
+    costvol_impl: str = "fused"
+    warp_impl: str = "fused"
+
+    @property
+    def multiple(self) -> int:
+        """Input height/width must be a multiple of this (64 for 6 levels)."""
+        return 2 ** self.pyr_lvls
+
+
+def feature_pyramid(x: tf.Tensor, spec: ModelSpec) -> Tuple[List[tf.Tensor], List[tf.Tensor]]:
+    """Shared-weight 6-level pyramids of both frames; lists are 1-based (index 0 is None)."""
+    pyramids = []
+    with tf.variable_scope("featpyr"):
+        for frame, reuse in ((0, None), (1, True)):
+            feat = x[:, frame]
+            pyr = [None]
+            for lvl in range(1, spec.pyr_lvls + 1):
+                ch = PYRAMID_CHANNELS[lvl - 1]
+                feat = ops.conv2d(feat, ch, "conv%da" % lvl, stride=2, init=ops.he_normal(), reuse=reuse)
+                feat = ops.conv2d(feat, ch, "conv%daa" % lvl, init=ops.he_normal(), reuse=reuse)
+                feat = ops.conv2d(feat, ch, "conv%db" % lvl, init=ops.he_normal(), reuse=reuse)
+                pyr.append(feat)
+            pyramids.append(pyr)
+    return pyramids[0], pyramids[1]
+
+
+def estimate_flow(x: tf.Tensor, lvl: int, dense: bool) -> Tuple[tf.Tensor, tf.Tensor]:
+    """Flow estimator at one level; returns (features for context/up-sampling, flow)."""
+    with tf.variable_scope("predict_flow"):
+        for i, ch in enumerate(ESTIMATOR_CHANNELS):
+            act = ops.conv2d(x, ch, "conv%d_%d" % (lvl, i), init=ops.he_normal())
+            x = tf.concat([act, x], axis=3) if dense else act
+        flow = ops.conv2d(x, 2, "flow%d" % lvl, act=False)
+    return x, flow
+
+
+def refine_flow(feat: tf.Tensor, flow: tf.Tensor, lvl: int) -> tf.Tensor:
+    """Context network (dilated convs 1,2,4,8,16,1 then a 2-channel conv) added to the flow."""
+    with tf.variable_scope("ctxt"):
+        x = feat
+        for i, (ch, dil) in enumerate(CONTEXT_LAYERS):
+            x = ops.conv2d(x, ch, "dc_conv%d%d" % (lvl, i + 1), dilation=dil, init=ops.he_normal())
+        x = ops.conv2d(x, 2, "dc_conv%d7" % lvl, init=ops.he_normal(), act=False)
+    return flow + x
+
+
+def pwcnet(x: tf.Tensor, spec: ModelSpec, name: str = "pwcnet") -> Tuple[tf.Tensor, List[tf.Tensor]]:
+    """Build PWC-Net on ``x`` [B, 2, H, W, 3] (RGB in [0, 1], H and W multiples of ``spec.multiple``).
+
+    Returns the full-resolution flow (level-2 flow resized x4 with TF1's legacy bilinear resize,
+    times 4) and the pyramid of flows, coarsest first, each in its own level's pixel units.
+    """
+    with tf.variable_scope(name):
+        c1, c2 = feature_pyramid(x, spec)
+        flows = []
+        up_flow = up_feat = None
+        for lvl in range(spec.pyr_lvls, spec.flow_pred_lvl - 1, -1):
+            if lvl == spec.pyr_lvls:
+                corr = ops.cost_volume(c1[lvl], c2[lvl], spec.search_range, spec.costvol_impl)
+                est_in = corr
+            else:
+                warped = ops.warp(c2[lvl], up_flow * (20.0 / 2 ** lvl), spec.warp_impl)
+                corr = ops.cost_volume(c1[lvl], warped, spec.search_range, spec.costvol_impl)
+                est_in = tf.concat([corr, c1[lvl], up_flow, up_feat], axis=3)
+            feat, flow = estimate_flow(est_in, lvl, spec.dense)
+            if lvl == spec.flow_pred_lvl or spec.context_all_levels:
+                flow = refine_flow(feat, flow, lvl)
+            flows.append(flow)
+            if lvl != spec.flow_pred_lvl:
+                with tf.variable_scope("upsample"):
+                    up_flow = ops.deconv2x(flow, "up_flow%d" % lvl)
+                    up_feat = ops.deconv2x(feat, "up_feat%d" % lvl)
+        scale = 2 ** spec.flow_pred_lvl
+        size = tf.shape(flow)[1:3] * scale
+        flow_full = tf.identity(ops.resize_bilinear_legacy(flow, size) * scale, name="flow_pred")
+    return flow_full, flows

@@ -1,0 +1,18 @@
+"""The single place TensorFlow is imported: TF1 graph semantics on TF 1.15 and TF 2.x alike.
+
+Every module uses ``from pwcflow.tf1 import tf``; ``tf`` is ``tensorflow.compat.v1`` with v2
+behaviour disabled (graph mode, reference variables), which is what tfoptflow's code assumes.
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as _tf  # noqa: E402
+
+tf = _tf.compat.v1
+tf.disable_v2_behavior()
+tf.logging.set_verbosity(tf.logging.ERROR)
+
+TF_VERSION = _tf.__version__
+IS_TF1 = TF_VERSION.startswith("1.")
