@@ -6,13 +6,19 @@ behaviour disabled (graph mode, reference variables), which is what tfoptflow's 
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import tensorflow as _tf  # noqa: E402
 
 tf = _tf.compat.v1
-tf.disable_v2_behavior()
 tf.logging.set_verbosity(tf.logging.ERROR)
+try:  # silence "non-resource variables are not supported in the long term" and similar notices
+    from tensorflow.python.util import deprecation as _deprecation
+
+    _deprecation._PRINT_DEPRECATION_WARNINGS = False
+except ImportError:  # pragma: no cover
+    pass
+tf.disable_v2_behavior()
 
 TF_VERSION = _tf.__version__
 IS_TF1 = TF_VERSION.startswith("1.")

@@ -55,10 +55,10 @@ def model_variables(scope: str = "pwcnet") -> List[tf.Variable]:
 def check_compatible(prefix: str, variables: List[tf.Variable], model_name: str) -> None:
     """Fail with one line if the checkpoint lacks a variable or stores another shape."""
     stored = stored_shapes(prefix)
+    other = "sm-6-2" if model_name.startswith("lg") else "lg-6-2"
+    hint = " (it looks like a %s checkpoint: set model=%s)" % (other, other) if _looks_like(stored, other) else ""
     missing = [v.op.name for v in variables if v.op.name not in stored]
     if missing:
-        other = "sm-6-2" if model_name.startswith("lg") else "lg-6-2"
-        hint = " (it looks like a %s checkpoint: set model=%s)" % (other, other) if _looks_like(stored, other) else ""
         raise UserError(
             "checkpoint %s does not match model=%s: %d variables missing, e.g. %s%s"
             % (prefix, model_name, len(missing), missing[0], hint)
@@ -67,14 +67,17 @@ def check_compatible(prefix: str, variables: List[tf.Variable], model_name: str)
         want = v.get_shape().as_list()
         if list(stored[v.op.name]) != want:
             raise UserError(
-                "checkpoint %s does not match model=%s: %s has shape %s, expected %s"
-                % (prefix, model_name, v.op.name, stored[v.op.name], want)
+                "checkpoint %s does not match model=%s: %s has shape %s, expected %s%s"
+                % (prefix, model_name, v.op.name, stored[v.op.name], want, hint)
             )
 
 
 def _looks_like(stored: Dict[str, List[int]], variant: str) -> bool:
-    has_ctx6 = "pwcnet/ctxt/dc_conv61/kernel" in stored
-    return has_ctx6 if variant.startswith("lg") else not has_ctx6
+    """Guess the variant from the level-6 context network (only lg has one) and dense widths."""
+    if "pwcnet/predict_flow/conv6_1/kernel" not in stored:
+        return False
+    dense = stored["pwcnet/predict_flow/conv6_1/kernel"][2] != 128
+    return dense if variant.startswith("lg") else not dense
 
 
 def restore(sess: tf.Session, prefix: str, variables: List[tf.Variable], model_name: str) -> None:

@@ -1,0 +1,62 @@
+"""What every entry point shares: Hydra wiring, the ModelArts argv shim, one-line user errors."""
+
+import functools
+import sys
+from typing import Callable, Dict, List
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
+
+from pwcflow.errors import UserError
+
+# ModelArts appends ``--data_url=obs://...`` style flags, which Hydra rejects; map them to keys.
+MODELARTS_FLAGS: Dict[str, str] = {"data_url": "dataset.root", "train_url": "storage.output_url"}
+IGNORED_FLAGS = ("num_gpus", "init_method", "rank", "world_size")
+
+
+def modelarts_argv(argv: List[str]) -> List[str]:
+    """Rewrite ``--data_url=X`` / ``--data_url X`` into Hydra overrides; drop ModelArts' other flags."""
+    out, i = [argv[0]], 1
+    while i < len(argv):
+        arg = argv[i]
+        if arg.startswith("--") and arg[2:].split("=", 1)[0] in tuple(MODELARTS_FLAGS) + IGNORED_FLAGS:
+            key, _, value = arg[2:].partition("=")
+            if not _ and i + 1 < len(argv):
+                value, i = argv[i + 1], i + 1
+            if key in MODELARTS_FLAGS:
+                out.append("++%s=%s" % (MODELARTS_FLAGS[key], value))
+        else:
+            out.append(arg)
+        i += 1
+    return out
+
+
+def require(cfg: DictConfig, *keys: str) -> None:
+    """Fail with one line naming the first mandatory key the user did not set."""
+    for key in keys:
+        if OmegaConf.is_missing(cfg, key) or cfg.get(key) in (None, ""):
+            raise UserError("missing required setting: add %s=... to the command line" % key)
+
+
+def entry(config_name: str) -> Callable:
+    """Decorate ``fn(cfg)`` into a ``python -m pwcflow.<cmd>`` main with Hydra and clean errors."""
+
+    def deco(fn: Callable[[DictConfig], object]) -> Callable[[], None]:
+        @functools.wraps(fn)
+        def guarded(cfg: DictConfig):
+            try:
+                return fn(cfg)
+            except (UserError, MissingMandatoryValue) as exc:
+                msg = str(exc).splitlines()[0]
+                print("error: %s" % msg, file=sys.stderr, flush=True)
+                sys.exit(1)
+
+        def main() -> None:
+            sys.argv = modelarts_argv(sys.argv)
+            hydra.main(config_path="../conf", config_name=config_name, version_base="1.3")(guarded)()
+
+        main.run = fn
+        return main
+
+    return deco

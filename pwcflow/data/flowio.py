@@ -1,0 +1,150 @@
+"""Readers and writers for images and flow files, validated: a bad file raises ``UserError`` naming it.
+
+Formats: Middlebury ``.flo``, ``.pfm`` (FlyingThings3D), KITTI 16-bit PNG flow with validity,
+and 8-bit ``.png``/``.ppm`` images (returned as RGB uint8).
+"""
+
+import os
+import re
+from typing import Tuple
+
+import cv2
+import numpy as np
+
+from pwcflow.errors import UserError
+
+FLO_TAG = 202021.25
+UNKNOWN_FLOW_THRESH = 1e9
+
+
+def _need(path: str) -> None:
+    if not os.path.isfile(path):
+        raise UserError("file not found: %s" % path)
+
+
+def read_image(path: str) -> np.ndarray:
+    """RGB uint8 (H, W, 3) from a PNG/PPM/JPEG file."""
+    _need(path)
+    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    if img is None:
+        raise UserError("cannot read image (corrupt or not an image): %s" % path)
+    return np.ascontiguousarray(img[:, :, ::-1])
+
+
+def write_image(path: str, rgb: np.ndarray) -> None:
+    """Write an RGB uint8 image (format from the extension), atomically."""
+    _atomic_write(path, lambda tmp: cv2.imwrite(tmp, np.ascontiguousarray(rgb[:, :, ::-1])), ext=_ext(path))
+
+
+def read_flo(path: str) -> np.ndarray:
+    """Middlebury ``.flo`` -> float32 (H, W, 2); validates tag and size."""
+    _need(path)
+    with open(path, "rb") as fh:
+        header = fh.read(12)
+        if len(header) < 12 or np.frombuffer(header[:4], "<f4")[0] != FLO_TAG:
+            raise UserError("not a .flo file (bad magic number): %s" % path)
+        w, h = (int(v) for v in np.frombuffer(header[4:], "<i4"))
+        if not (0 < w < 100000 and 0 < h < 100000):
+            raise UserError("corrupt .flo header (size %dx%d): %s" % (w, h, path))
+        data = np.frombuffer(fh.read(), "<f4")
+    if data.size != w * h * 2:
+        raise UserError("truncated or oversized .flo (expected %d floats, found %d): %s" % (w * h * 2, data.size, path))
+    return data.reshape(h, w, 2).astype(np.float32)
+
+
+def write_flo(path: str, flow: np.ndarray) -> None:
+    """Write float32 (H, W, 2) as Middlebury ``.flo``, atomically."""
+    flow = np.asarray(flow, np.float32)
+    if flow.ndim != 3 or flow.shape[2] != 2:
+        raise ValueError("flow must be (H, W, 2), got %s" % (flow.shape,))
+    h, w = flow.shape[:2]
+    payload = np.array([FLO_TAG], "<f4").tobytes() + np.array([w, h], "<i4").tobytes() + flow.astype("<f4").tobytes()
+    _atomic_write(path, lambda tmp: open(tmp, "wb").write(payload))
+
+
+def read_pfm(path: str) -> np.ndarray:
+    """PFM -> float32 (H, W, C) top-to-bottom (C = 3 for ``PF``, 1 for ``Pf``)."""
+    _need(path)
+    with open(path, "rb") as fh:
+        raw = fh.read()
+    m = re.match(rb"(PF|Pf)\s+(\d+)\s+(\d+)\s+([-+0-9.eE]+)\s", raw)
+    if not m:
+        raise UserError("not a PFM file (bad header): %s" % path)
+    channels = 3 if m.group(1) == b"PF" else 1
+    w, h, scale = int(m.group(2)), int(m.group(3)), float(m.group(4))
+    dtype = "<f4" if scale < 0 else ">f4"
+    body = raw[m.end():]
+    if len(body) != w * h * channels * 4:
+        raise UserError("truncated or oversized PFM (expected %d bytes, found %d): %s"
+                        % (w * h * channels * 4, len(body), path))
+    data = np.frombuffer(body, dtype).reshape(h, w, channels)
+    return np.flipud(data).astype(np.float32)
+
+
+def write_pfm(path: str, data: np.ndarray) -> None:
+    """Write float32 (H, W, 3) or (H, W) / (H, W, 1) as little-endian PFM."""
+    data = np.asarray(data, np.float32)
+    if data.ndim == 2:
+        data = data[:, :, None]
+    tag = b"PF" if data.shape[2] == 3 else b"Pf"
+    header = b"%s\n%d %d\n-1.0\n" % (tag, data.shape[1], data.shape[0])
+    payload = header + np.flipud(data).astype("<f4").tobytes()
+    _atomic_write(path, lambda tmp: open(tmp, "wb").write(payload))
+
+
+def read_flow(path: str) -> Tuple[np.ndarray, np.ndarray]:
+    """Any supported flow file -> (flow float32 (H, W, 2), valid float32 (H, W))."""
+    ext = _ext(path)
+    if ext == ".flo":
+        flow = read_flo(path)
+        valid = (np.abs(flow) < UNKNOWN_FLOW_THRESH).all(axis=2).astype(np.float32)
+        return np.where(valid[..., None] > 0, flow, 0.0).astype(np.float32), valid
+    if ext == ".pfm":
+        data = read_pfm(path)
+        if data.shape[2] < 2:
+            raise UserError("PFM has %d channel(s), a flow needs 2: %s" % (data.shape[2], path))
+        flow = np.ascontiguousarray(data[:, :, :2])
+        return flow, np.ones(flow.shape[:2], np.float32)
+    if ext == ".png":
+        return read_kitti_flow(path)
+    raise UserError("unsupported flow file type %r: %s" % (ext, path))
+
+
+def read_kitti_flow(path: str) -> Tuple[np.ndarray, np.ndarray]:
+    """KITTI 16-bit PNG flow: R=u, G=v as (x - 2^15) / 64, B = valid."""
+    _need(path)
+    raw = cv2.imread(path, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_COLOR)
+    if raw is None or raw.dtype != np.uint16 or raw.ndim != 3:
+        raise UserError("not a KITTI 16-bit flow PNG: %s" % path)
+    raw = raw[:, :, ::-1].astype(np.float32)
+    flow = (raw[:, :, :2] - 2 ** 15) / 64.0
+    valid = (raw[:, :, 2] > 0).astype(np.float32)
+    return (flow * valid[..., None]).astype(np.float32), valid
+
+
+def write_kitti_flow(path: str, flow: np.ndarray, valid: np.ndarray = None) -> None:
+    """Write a KITTI 16-bit PNG flow (valid defaults to all ones)."""
+    flow = np.asarray(flow, np.float32)
+    valid = np.ones(flow.shape[:2], np.float32) if valid is None else valid
+    uv = np.clip(flow * 64.0 + 2 ** 15, 0, 2 ** 16 - 1)
+    rgb = np.concatenate([uv, valid[..., None]], axis=2).round().astype(np.uint16)
+    _atomic_write(path, lambda tmp: cv2.imwrite(tmp, rgb[:, :, ::-1]), ext=".png")
+
+
+def _ext(path: str) -> str:
+    return os.path.splitext(path)[1].lower()
+
+
+def _atomic_write(path: str, writer, ext: str = "") -> None:
+    """Run ``writer(tmp_path)`` then rename onto ``path``: no partial output on failure."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, ".tmp-%d-%s%s" % (os.getpid(), os.path.basename(path), ext))
+    try:
+        ok = writer(tmp)
+        if ok is False:
+            raise UserError("cannot write %s" % path)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
