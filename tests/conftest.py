@@ -1,0 +1,40 @@
+"""Shared fixtures: where tfoptflow's reference outputs live, the repo root, Hydra composition."""
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+REF = Path(os.environ.get("PWCFLOW_TFOPTFLOW_REF", ROOT.parent / "shared" / "tfoptflow-ref"))
+SPEC = REF.parent / "spec"
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+@pytest.fixture(scope="session")
+def ref_dir() -> Path:
+    """tfoptflow reference outputs (``shared/tfoptflow-ref``); tests skip where it is absent."""
+    if not (REF / "lg" / "pwcnet.ckpt.index").exists():
+        pytest.skip("tfoptflow reference outputs not found at %s (bare clone without shared/)" % REF)
+    return REF
+
+
+@pytest.fixture(scope="session")
+def spec_dir() -> Path:
+    """tfoptflow variable lists (``shared/spec``)."""
+    if not (SPEC / "tfoptflow-lg-6-2-variables.txt").exists():
+        pytest.skip("tfoptflow variable lists not found at %s" % SPEC)
+    return SPEC
+
+
+def run_module(module: str, *overrides: str, cwd=None, env=None, timeout: int = 600):
+    """Run ``python -m <module> overrides...`` as a user would; returns CompletedProcess."""
+    import subprocess
+
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    full_env["PYTHONPATH"] = str(ROOT) + os.pathsep + full_env.get("PYTHONPATH", "")
+    return subprocess.run([sys.executable, "-m", module] + list(overrides), cwd=str(cwd or ROOT),
+                          env=full_env, capture_output=True, text=True, timeout=timeout)
