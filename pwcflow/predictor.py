@@ -38,6 +38,7 @@ class FlowPredictor:
             self.x = tf.placeholder(tf.float32, [None, 2, None, None, 3], name="x_tnsr")
             self.flow, self.pyramid = pwcnet(self.x, spec)
             self.variables = checkpoint.model_variables()
+            self.saver = tf.train.Saver(var_list={v.op.name: v for v in self.variables}, max_to_keep=None)
             self.sess = tf.Session(graph=self.graph, config=session_config)
             if ckpt is None:
                 self.sess.run(tf.variables_initializer(self.variables))

@@ -10,7 +10,8 @@ UNKNOWN_FLOW_THRESH = 1e9
 def color_wheel() -> np.ndarray:
     """The 55-hue Middlebury wheel (RY 15, YG 6, GC 4, CB 11, BM 13, MR 6) as float (55, 3) in 0..255."""
     wheel = []
-    for n, fixed, ramp, sign in ((15, 0, 1, 1), (6, 1, 0, -1), (4, 1, 2, 1), (11, 2, 1, -1), (13, 2, 0, 1), (6, 0, 2, -1)):
+    segments = ((15, 0, 1, 1), (6, 1, 0, -1), (4, 1, 2, 1), (11, 2, 1, -1), (13, 2, 0, 1), (6, 0, 2, -1))
+    for n, fixed, ramp, sign in segments:
         seg = np.zeros((n, 3))
         seg[:, fixed] = 255
         step = np.floor(255 * np.arange(n) / n)
@@ -47,7 +48,8 @@ def flow_to_color(flow: np.ndarray, max_flow: Optional[float] = None) -> np.ndar
     return img
 
 
-def error_map(flow: np.ndarray, gt: np.ndarray, valid: Optional[np.ndarray] = None, max_err: float = 10.0) -> np.ndarray:
+def error_map(flow: np.ndarray, gt: np.ndarray, valid: Optional[np.ndarray] = None,
+              max_err: float = 10.0) -> np.ndarray:
     """RGB uint8 heat map of the end-point error (black 0 px -> yellow/white >= ``max_err`` px)."""
     err = np.sqrt(((flow - gt) ** 2).sum(axis=2))
     if valid is not None:

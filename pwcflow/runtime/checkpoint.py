@@ -32,7 +32,7 @@ def resolve(path: str) -> str:
     if os.path.exists(path + ".index"):
         return path
     if path.endswith((".index", ".meta")) or ".data-" in path:
-        stem = path.rsplit(".", 1)[0] if not (".data-" in path) else path.split(".data-")[0]
+        stem = path.rsplit(".", 1)[0] if ".data-" not in path else path.split(".data-")[0]
         if os.path.exists(stem + ".index"):
             return stem
     raise UserError("checkpoint not found: %s" % path)
@@ -86,10 +86,12 @@ def restore(sess: tf.Session, prefix: str, variables: List[tf.Variable], model_n
     tf.train.Saver(var_list={v.op.name: v for v in variables}).restore(sess, prefix)
 
 
-def save_atomic(sess: tf.Session, saver: tf.train.Saver, ckpt_dir: str, step: int, name: str = "pwcnet.ckpt") -> str:
+def save_atomic(sess: tf.Session, saver: tf.train.Saver, ckpt_dir: str, step: int, keep: Optional[int] = 5,
+                name: str = "pwcnet.ckpt") -> str:
     """Write a checkpoint into a temp dir, move its files in, then update ``checkpoint`` last.
 
     A crash at any point leaves the previous ``checkpoint`` file pointing at complete files.
+    Keeps the newest ``keep`` checkpoints in ``ckpt_dir`` (``saver`` should have max_to_keep=None).
     """
     os.makedirs(ckpt_dir, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".tmp-", dir=ckpt_dir)
@@ -101,7 +103,7 @@ def save_atomic(sess: tf.Session, saver: tf.train.Saver, ckpt_dir: str, step: in
             os.replace(os.path.join(tmp, fname), os.path.join(ckpt_dir, fname))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    _write_state(ckpt_dir, final_prefix, saver.max_to_keep)
+    _write_state(ckpt_dir, final_prefix, keep)
     return final_prefix
 
 
