@@ -4,6 +4,7 @@ Formats: Middlebury ``.flo``, ``.pfm`` (FlyingThings3D), KITTI 16-bit PNG flow w
 and 8-bit ``.png``/``.ppm`` images (returned as RGB uint8).
 """
 
+import functools
 import os
 import re
 from typing import Tuple
@@ -46,10 +47,11 @@ def read_flo(path: str) -> np.ndarray:
         w, h = (int(v) for v in np.frombuffer(header[4:], "<i4"))
         if not (0 < w < 100000 and 0 < h < 100000):
             raise UserError("corrupt .flo header (size %dx%d): %s" % (w, h, path))
-        data = np.frombuffer(fh.read(), "<f4")
-    if data.size != w * h * 2:
-        raise UserError("truncated or oversized .flo (expected %d floats, found %d): %s" % (w * h * 2, data.size, path))
-    return data.reshape(h, w, 2).astype(np.float32)
+        body = fh.read()
+    if len(body) != w * h * 8:
+        raise UserError("truncated or oversized .flo (expected %d bytes after the header, found %d): %s"
+                        % (w * h * 8, len(body), path))
+    return np.frombuffer(body, "<f4").reshape(h, w, 2).astype(np.float32)
 
 
 def write_flo(path: str, flow: np.ndarray) -> None:
@@ -59,7 +61,7 @@ def write_flo(path: str, flow: np.ndarray) -> None:
         raise ValueError("flow must be (H, W, 2), got %s" % (flow.shape,))
     h, w = flow.shape[:2]
     payload = np.array([FLO_TAG], "<f4").tobytes() + np.array([w, h], "<i4").tobytes() + flow.astype("<f4").tobytes()
-    _atomic_write(path, lambda tmp: open(tmp, "wb").write(payload))
+    _atomic_write(path, functools.partial(_write_bytes, payload=payload))
 
 
 def read_pfm(path: str) -> np.ndarray:
@@ -89,7 +91,7 @@ def write_pfm(path: str, data: np.ndarray) -> None:
     tag = b"PF" if data.shape[2] == 3 else b"Pf"
     header = b"%s\n%d %d\n-1.0\n" % (tag, data.shape[1], data.shape[0])
     payload = header + np.flipud(data).astype("<f4").tobytes()
-    _atomic_write(path, lambda tmp: open(tmp, "wb").write(payload))
+    _atomic_write(path, functools.partial(_write_bytes, payload=payload))
 
 
 def read_flow(path: str) -> Tuple[np.ndarray, np.ndarray]:
@@ -129,6 +131,11 @@ def write_kitti_flow(path: str, flow: np.ndarray, valid: np.ndarray = None) -> N
     uv = np.clip(flow * 64.0 + 2 ** 15, 0, 2 ** 16 - 1)
     rgb = np.concatenate([uv, valid[..., None]], axis=2).round().astype(np.uint16)
     _atomic_write(path, lambda tmp: cv2.imwrite(tmp, rgb[:, :, ::-1]), ext=".png")
+
+
+def _write_bytes(tmp: str, payload: bytes) -> None:
+    with open(tmp, "wb") as fh:
+        fh.write(payload)
 
 
 def _ext(path: str) -> str:
