@@ -29,13 +29,17 @@ class FlowPredictor:
     """A restored PWC-Net in its own graph and session, reused across calls."""
 
     def __init__(self, spec: ModelSpec, ckpt: Optional[str], session_config: Optional[tf.ConfigProto] = None,
-                 seed: Optional[int] = None):
+                 seed: Optional[int] = None, input_shape: Optional[Sequence[Optional[int]]] = None,
+                 finalize: bool = True):
+        """``input_shape`` fixes the ``x_tnsr`` placeholder's shape (default [None, 2, None, None, 3]);
+        ``finalize=False`` leaves the graph open for more ops (used by ``pwcflow.export``)."""
         self.spec = spec
         self.graph = tf.Graph()
         with self.graph.as_default():
             if seed is not None:
                 tf.set_random_seed(seed)
-            self.x = tf.placeholder(tf.float32, [None, 2, None, None, 3], name="x_tnsr")
+            shape = list(input_shape) if input_shape is not None else [None, 2, None, None, 3]
+            self.x = tf.placeholder(tf.float32, shape, name="x_tnsr")
             self.flow, self.pyramid = pwcnet(self.x, spec)
             self.variables = checkpoint.model_variables()
             self.saver = tf.train.Saver(var_list={v.op.name: v for v in self.variables}, max_to_keep=None)
@@ -44,7 +48,8 @@ class FlowPredictor:
                 self.sess.run(tf.variables_initializer(self.variables))
             else:
                 checkpoint.restore(self.sess, checkpoint.resolve(ckpt), self.variables, spec.name)
-        self.graph.finalize()
+        if finalize:
+            self.graph.finalize()
 
     def predict_batch(self, pairs: np.ndarray, with_pyramid: bool = False):
         """Flow for a batch [B, 2, H, W, 3] float32 of any H, W; returns [B, H, W, 2] (and pyramid)."""
