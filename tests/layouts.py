@@ -11,21 +11,14 @@ from typing import Dict, Iterable, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from pwcflow.data import flowio
+from pwcflow.data import flowio, synthetic
 
 Size = Tuple[int, int]
 
 
 def texture(shape: Size, seed: int) -> np.ndarray:
-    """A rich RGB uint8 texture (multi-scale blurred noise), deterministic by ``seed``."""
-    rng = np.random.RandomState(seed)
-    h, w = shape
-    acc = np.zeros((h, w, 3), np.float32)
-    for sigma in (0.7, 2.0, 5.0):
-        noise = rng.uniform(-1, 1, (h, w, 3)).astype(np.float32)
-        acc += cv2.GaussianBlur(noise, (0, 0), sigma) * sigma
-    acc -= acc.min()
-    return (255.0 * acc / max(float(acc.max()), 1e-6)).astype(np.uint8)
+    """A rich RGB uint8 texture (the synthetic set's), deterministic by ``seed``."""
+    return (synthetic.texture(shape, np.random.RandomState(seed)) * 255.0 + 0.5).astype(np.uint8)
 
 
 def sequence(size: Size, frames: int, step: Tuple[int, int], seed: int) -> Tuple[list, np.ndarray]:
@@ -74,7 +67,7 @@ def make_chairs(root, n: int = 5, size: Size = (48, 64), split: Optional[Sequenc
     root = str(root)
     split = list(split) if split is not None else [2 if i % 4 == 3 else 1 for i in range(n)]
     for i in range(1, n + 1):
-        (img1, img2), flow = sequence(size, 2, (i % 3, 1 - i % 2), seed=300 + i)
+        (img1, img2), flow = sequence(size, 2, (1 + i % 3, 1 - i % 2), seed=300 + i)
         flowio.write_image(os.path.join(root, "data", "%05d_img1.ppm" % i), img1)
         flowio.write_image(os.path.join(root, "data", "%05d_img2.ppm" % i), img2)
         flowio.write_flo(os.path.join(root, "data", "%05d_flow.flo" % i), flow)
