@@ -46,9 +46,10 @@ def conv2d(
         )
         bias = tf.get_variable("bias", [filters], tf.float32, initializer=tf.zeros_initializer())
         kernel = tf.cast(kernel, x.dtype)
-        y = tf.nn.conv2d(
-            x, kernel, strides=[1, stride, stride, 1], padding="SAME", dilations=[1, dilation, dilation, 1]
-        )
+        if dilation == 1:
+            y = tf.nn.conv2d(x, kernel, strides=[1, stride, stride, 1], padding="SAME")
+        else:  # nn.convolution: TF 1.15's CPU kernels have no dilated Conv2D gradient; this form works everywhere
+            y = tf.nn.convolution(x, kernel, padding="SAME", dilation_rate=[dilation, dilation])
         y = tf.nn.bias_add(y, tf.cast(bias, x.dtype))
     return leaky_relu(y) if act else y
 
