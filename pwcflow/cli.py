@@ -1,6 +1,7 @@
 """What every entry point shares: Hydra wiring, the ModelArts argv shim, one-line user errors."""
 
 import functools
+import re
 import sys
 from typing import Callable, Dict, List
 
@@ -13,10 +14,17 @@ from pwcflow.errors import UserError
 # ModelArts appends ``--data_url=obs://...`` style flags, which Hydra rejects; map them to keys.
 MODELARTS_FLAGS: Dict[str, str] = {"data_url": "dataset.root", "train_url": "storage.output_url"}
 IGNORED_FLAGS = ("num_gpus", "init_method", "rank", "world_size")
+# Hydra's own long flags stay as they are; any other ``--key=value`` (a ModelArts hyperparameter) is an override.
+HYDRA_FLAGS = ("help", "hydra-help", "version", "cfg", "resolve", "package", "run", "multirun", "shell-completion",
+               "config-path", "config-name", "config-dir", "experimental-rerun", "info")
+CONFIG_KEY = re.compile(r"^[A-Za-z_][\w.]*$")
 
 
 def modelarts_argv(argv: List[str]) -> List[str]:
-    """Rewrite ``--data_url=X`` / ``--data_url X`` into Hydra overrides; drop ModelArts' other flags."""
+    """Rewrite ``--data_url=X`` / ``--data_url X`` into Hydra overrides; drop ModelArts' other flags.
+
+    ModelArts passes a job's hyperparameters as ``--name=value`` too; ``--device=npu`` becomes ``device=npu``.
+    """
     out, i = [argv[0]], 1
     while i < len(argv):
         arg = argv[i]
@@ -26,6 +34,9 @@ def modelarts_argv(argv: List[str]) -> List[str]:
                 value, i = argv[i + 1], i + 1
             if key in MODELARTS_FLAGS:
                 out.append("++%s=%s" % (MODELARTS_FLAGS[key], value))
+        elif arg.startswith("--") and "=" in arg and CONFIG_KEY.match(arg[2:].split("=", 1)[0]) \
+                and arg[2:].split("=", 1)[0] not in HYDRA_FLAGS:
+            out.append(arg[2:])
         else:
             out.append(arg)
         i += 1

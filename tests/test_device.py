@@ -1,0 +1,284 @@
+"""Device profiles: session configs field by field (npu without npu_bridge), mixed precision, the npu error
+path, and the ModelArts argv shim. ``fake_npu_bridge`` stands in for Ascend's adapter where wiring is checked."""
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from pwcflow.cli import modelarts_argv
+from pwcflow.errors import UserError
+from pwcflow.runtime import device
+from pwcflow.tf1 import tf
+
+ROOT = Path(__file__).resolve().parents[1]
+HAS_NPU_BRIDGE = importlib.util.find_spec("npu_bridge") is not None
+
+
+def load(name: str):
+    return OmegaConf.load(str(ROOT / "conf" / "device" / ("%s.yaml" % name)))
+
+
+@pytest.fixture
+def fake_npu_bridge(monkeypatch):
+    """Modules named and shaped like npu_bridge's (signatures as in Ascend/tensorflow's tf_adapter), recording use."""
+    rec = SimpleNamespace(distributed=[], loss_scaled=[])
+
+    class NPUDistributedOptimizer:
+        def __init__(self, optimizer, is_weight_update_sharding=False, name=None):
+            self.inner = optimizer
+            rec.distributed.append(self)
+
+        def minimize(self, loss, global_step=None):
+            return self.inner.minimize(loss, global_step=global_step)
+
+    class NPUBroadcastGlobalVariablesHook:
+        def __init__(self, root_rank=None, index=None):
+            self.args = (root_rank, index)
+
+    class ExponentialUpdateLossScaleManager:
+        def __init__(self, init_loss_scale, incr_every_n_steps, decr_every_n_nan_or_inf=2, incr_ratio=2,
+                     decr_ratio=0.8):
+            self.args = dict(init_loss_scale=init_loss_scale, incr_every_n_steps=incr_every_n_steps,
+                             decr_every_n_nan_or_inf=decr_every_n_nan_or_inf, incr_ratio=incr_ratio,
+                             decr_ratio=decr_ratio)
+
+    class NPULossScaleOptimizer:
+        def __init__(self, opt, loss_scale_manager, is_distributed=False):
+            self.opt, self.manager, self.is_distributed = opt, loss_scale_manager, is_distributed
+            rec.loss_scaled.append(self)
+
+    contents = {
+        "npu_bridge": {}, "npu_bridge.estimator": {}, "npu_bridge.estimator.npu": {},
+        "npu_bridge.estimator.npu_ops": {},
+        "npu_bridge.estimator.npu.npu_optimizer": {"NPUDistributedOptimizer": NPUDistributedOptimizer},
+        "npu_bridge.estimator.npu.npu_hook": {"NPUBroadcastGlobalVariablesHook": NPUBroadcastGlobalVariablesHook},
+        "npu_bridge.estimator.npu.npu_loss_scale_manager": {
+            "ExponentialUpdateLossScaleManager": ExponentialUpdateLossScaleManager},
+        "npu_bridge.estimator.npu.npu_loss_scale_optimizer": {"NPULossScaleOptimizer": NPULossScaleOptimizer},
+    }
+    for name, attrs in contents.items():
+        module = ModuleType(name)
+        module.__dict__.update(attrs)
+        monkeypatch.setitem(sys.modules, name, module)
+    return rec
+
+
+@pytest.mark.parametrize("name", device.PROFILES)
+def test_profiles_compose_in_hydra(name):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name="predict", overrides=["device=%s" % name])
+    assert cfg.device.name == name
+    assert list(cfg.device.distribute) == ["workers", "rank", "communication"]
+    assert isinstance(device.session_config(cfg.device), tf.ConfigProto)
+
+
+def test_cpu_profile():
+    dev = load("cpu")
+    dev.intra_op_threads, dev.inter_op_threads = 3, 2
+    cfg = device.session_config(dev)
+    assert cfg.allow_soft_placement and not cfg.log_device_placement
+    assert (cfg.intra_op_parallelism_threads, cfg.inter_op_parallelism_threads) == (3, 2)
+    assert not cfg.graph_options.rewrite_options.custom_optimizers
+    assert cfg.graph_options.optimizer_options.global_jit_level == 0  # DEFAULT
+    assert cfg.gpu_options.visible_device_list == "" and not cfg.gpu_options.allow_growth
+
+
+def test_gpu_profile_defaults_and_switches():
+    dev = load("gpu")
+    cfg = device.session_config(dev)
+    jit = type(cfg.graph_options.optimizer_options)
+    rewrite = cfg.graph_options.rewrite_options
+    assert cfg.gpu_options.allow_growth and cfg.gpu_options.visible_device_list == ""
+    assert cfg.graph_options.optimizer_options.global_jit_level == jit.DEFAULT
+    assert rewrite.auto_mixed_precision == type(rewrite).DEFAULT
+    dev.visible_devices, dev.xla, dev.mixed_precision, dev.allow_growth = "1, 3", True, True, False
+    cfg = device.session_config(dev)
+    assert cfg.gpu_options.visible_device_list == "1,3" and not cfg.gpu_options.allow_growth
+    assert cfg.graph_options.optimizer_options.global_jit_level == jit.ON_1
+    assert cfg.graph_options.rewrite_options.auto_mixed_precision == type(rewrite).ON
+    dev.visible_devices = "local"
+    assert device.base_config(dev, local_rank=5).gpu_options.visible_device_list == "5"
+    assert device.session_config(dev, SimpleNamespace(local_rank=2, session_config=lambda c: c)) \
+        .gpu_options.visible_device_list == "2"
+    dev.visible_devices = "gpu0"
+    with pytest.raises(UserError, match="device.visible_devices"):
+        device.session_config(dev)
+
+
+def test_local_index_counts_workers_on_the_same_host():
+    workers = ["a:1", "b:1", "a:2", "a:3", "b:2"]
+    assert [device.local_index(workers, r) for r in range(5)] == [0, 0, 1, 2, 1]
+
+
+def _params(cfg):
+    (custom,) = cfg.graph_options.rewrite_options.custom_optimizers
+    assert custom.name == "NpuOptimizer"
+    return {k: getattr(v, v.WhichOneof("value")) for k, v in custom.parameter_map.items()}
+
+
+def test_npu_profile_field_by_field_without_npu_bridge():
+    dev = load("npu")
+    cfg = device.session_config(dev)
+    rewrite = cfg.graph_options.rewrite_options
+    assert rewrite.remapping == type(rewrite).OFF
+    assert rewrite.memory_optimization == type(rewrite).NO_MEM_OPT
+    assert cfg.graph_options.optimizer_options.global_jit_level == type(cfg.graph_options.optimizer_options).OFF
+    assert cfg.allow_soft_placement and not cfg.log_device_placement
+    assert _params(cfg) == {
+        "use_off_line": True, "precision_mode": b"allow_mix_precision", "mix_compile_mode": False,
+        "graph_run_mode": 1, "iterations_per_loop": 1, "enable_data_pre_proc": False, "hcom_parallel": True,
+        "op_debug_level": 0, "enable_dump": False, "dump_mode": b"output", "enable_dump_debug": False,
+        "dump_debug_mode": b"all", "profiling_mode": False,
+    }
+    # every documented switch is a key in npu.yaml, and every key there is a switch
+    assert set(dev.npu) == {k for k, _ in device.NPU_SWITCHES} | {"extra"}
+    assert cfg.SerializeToString(deterministic=True) == \
+        device.session_config(load("npu")).SerializeToString(deterministic=True)
+
+
+def test_npu_switches_follow_config():
+    dev = load("npu")
+    dev.npu.precision_mode, dev.mixed_precision = "must_keep_origin_dtype", False
+    dev.npu.update({"iterations_per_loop": 100, "enable_data_pre_proc": True, "hcom_parallel": False,
+                    "enable_dump": True, "dump_path": "/cache/dump", "dump_step": "0|5", "dump_mode": "all",
+                    "op_select_implmode": "high_precision", "deterministic": 1, "session_device_id": 3})
+    dev.npu.extra = {"stream_max_parallel_num": "AIcoreEngine:3", "op_wait_timeout": 120, "jit_compile": False}
+    params = _params(device.session_config(dev))
+    assert params["precision_mode"] == b"must_keep_origin_dtype" and params["iterations_per_loop"] == 100
+    assert params["enable_data_pre_proc"] is True and params["hcom_parallel"] is False
+    assert (params["enable_dump"], params["dump_path"], params["dump_step"], params["dump_mode"]) == (
+        True, b"/cache/dump", b"0|5", b"all")
+    assert params["op_select_implmode"] == b"high_precision"
+    assert params["deterministic"] == 1 and params["session_device_id"] == 3
+    assert params["stream_max_parallel_num"] == b"AIcoreEngine:3"
+    assert params["op_wait_timeout"] == 120 and params["jit_compile"] is False
+    dev.npu.precision_mode, dev.npu.precision_mode_v2 = None, "origin"
+    params = _params(device.session_config(dev))
+    assert "precision_mode" not in params and params["precision_mode_v2"] == b"origin"
+
+
+def test_npu_inference_graph_run_mode():
+    dev = load("npu")
+    assert _params(device.session_config(dev, training=False))["graph_run_mode"] == 0
+    dev.npu.graph_run_mode = 1
+    assert _params(device.session_config(dev, training=False))["graph_run_mode"] == 1
+
+
+@pytest.mark.parametrize("changes, words", [
+    ({"npu.precision_mode_v2": "origin"}, "not both"),
+    ({"npu.precision_mode": "fp64_please"}, "npu.precision_mode"),
+    ({"mixed_precision": False}, "loss scaling"),
+    ({"npu.enable_dump": True}, "dump_path"),
+    ({"npu.enable_dump": True, "npu.enable_dump_debug": True, "npu.dump_path": "/d"}, "cannot both"),
+    ({"npu.mix_compile_mode": True, "npu.iterations_per_loop": 10}, "iterations_per_loop"),
+    ({"npu.profiling_mode": True}, "profiling_options"),
+    ({"xla": True}, "device.xla"),
+    ({"npu.use_offline": True}, "device.npu.use_offline"),
+    ({"name": "tpu"}, "device.name"),
+])
+def test_npu_bad_settings_are_one_sentence(changes, words):
+    dev = load("npu")
+    for key, value in changes.items():
+        OmegaConf.update(dev, key, value, force_add=True)
+    with pytest.raises(UserError, match=words) as err:
+        device.session_config(dev)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.skipif(HAS_NPU_BRIDGE, reason="npu_bridge is installed here")
+def test_npu_without_npu_bridge_says_what_to_install():
+    dev = load("npu")
+    for call in (lambda: device.prepare(dev), lambda: device.wrap_optimizer(tf.train.AdamOptimizer(), dev)):
+        with pytest.raises(UserError) as err:
+            call()
+        assert str(err.value) == device.NPU_MISSING
+    assert "npu_bridge" in device.NPU_MISSING and "\n" not in device.NPU_MISSING
+    device.prepare(load("cpu"))  # nothing to import off the npu
+
+
+@pytest.mark.skipif(HAS_NPU_BRIDGE, reason="npu_bridge is installed here")
+def test_npu_error_through_an_entry_point(tmp_path):
+    # an entry point built like pwcflow's (cli.entry, conf/ one level up) that prepares the device
+    (tmp_path / "conf").symlink_to(ROOT / "conf")
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "entry.py").write_text(
+        "from pwcflow import cli\nfrom pwcflow.runtime import device\n\n\n"
+        "def run(cfg):\n    device.prepare(cfg.device)\n\n\n"
+        "cli.entry('predict')(run)()\n")
+    proc = subprocess.run([sys.executable, str(tmp_path / "bin" / "entry.py"), "--device=npu", "ckpt=c", "img1=a",
+                           "img2=b", "out=o", "hydra.run.dir=%s" % (tmp_path / "out")],
+                          cwd=str(tmp_path), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert lines == ["error: " + device.NPU_MISSING]
+    assert "Traceback" not in proc.stderr
+
+
+def test_npu_loss_scaling_uses_npu_optimizer(fake_npu_bridge):
+    dev = load("npu")
+    base = tf.train.AdamOptimizer()
+    opt = device.wrap_optimizer(base, dev, distributed=True)
+    assert opt is fake_npu_bridge.loss_scaled[-1] and opt.opt is base and opt.is_distributed is True
+    assert opt.manager.args == dict(init_loss_scale=2.0 ** 32, incr_every_n_steps=1000, decr_every_n_nan_or_inf=2,
+                                    incr_ratio=2.0, decr_ratio=0.5)
+    dev.mixed_precision, dev.npu.precision_mode = False, "force_fp32"
+    assert device.wrap_optimizer(base, dev) is base
+    device.prepare(dev)  # imports the (stand-in) adapter without complaint
+
+
+def test_gpu_cpu_dynamic_loss_scaling_skips_overflow_and_shrinks_the_scale():
+    dev = load("cpu")
+    base = tf.train.GradientDescentOptimizer(0.5)
+    assert device.wrap_optimizer(base, dev) is base
+    dev.mixed_precision = True
+    dev.loss_scale.init, dev.loss_scale.incr_every_n_steps = 1024, 2
+    with tf.Graph().as_default():
+        w = tf.get_variable("w", [], initializer=tf.ones_initializer())
+        factor = tf.placeholder(tf.float32, [])
+        opt = device.wrap_optimizer(tf.train.GradientDescentOptimizer(0.5), dev)
+        assert isinstance(opt, tf.train.experimental.MixedPrecisionLossScaleOptimizer)
+        train_op = opt.minimize(w * factor)
+        scale = opt._loss_scale()
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            assert sess.run(scale) == 1024
+            sess.run(train_op, {factor: np.inf})  # overflow: no update, scale halves
+            assert (sess.run(w), sess.run(scale)) == (1.0, 512)
+            sess.run(train_op, {factor: 1.0})
+            sess.run(train_op, {factor: 1.0})  # two good steps: scale doubles
+            assert np.isclose(sess.run(w), 0.0) and sess.run(scale) == 1024
+
+
+@pytest.mark.parametrize("changes, words", [
+    ({"loss_scale.init": 0.5}, "loss_scale"),
+    ({"loss_scale.decr_ratio": 2}, "loss_scale"),
+])
+def test_bad_loss_scale(changes, words):
+    dev = load("gpu")
+    dev.mixed_precision = True
+    for key, value in changes.items():
+        OmegaConf.update(dev, key, value)
+    with pytest.raises(UserError, match=words):
+        device.wrap_optimizer(tf.train.AdamOptimizer(), dev)
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--data_url=obs://b/data", "--train_url=obs://b/out"],
+     ["++dataset.root=obs://b/data", "++storage.output_url=obs://b/out"]),
+    (["--data_url", "/cache/d", "model=sm-6-2"], ["++dataset.root=/cache/d", "model=sm-6-2"]),
+    (["--num_gpus=8", "--rank", "0", "--init_method=tcp://x:1", "--world_size=2"], []),
+    (["--device=npu", "--device.npu.iterations_per_loop=10", "--train.lr=0.0001"],
+     ["device=npu", "device.npu.iterations_per_loop=10", "train.lr=0.0001"]),
+    (["--cfg", "job", "--help", "-m", "--config-name=eval", "--info=all"],
+     ["--cfg", "job", "--help", "-m", "--config-name=eval", "--info=all"]),
+    (["--not-a-key=1", "ckpt=x"], ["--not-a-key=1", "ckpt=x"]),
+])
+def test_modelarts_argv(argv, expected):
+    assert modelarts_argv(["prog"] + argv) == ["prog"] + expected
