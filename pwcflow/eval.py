@@ -216,6 +216,9 @@ def main(cfg: DictConfig) -> None:
                  run_dir)
     if opts.flo_dir:
         log.info("wrote %d .flo files under %s", outcome.flo_files, opts.flo_dir)
+        if ds.kind == "sintel" and split == "test":
+            dirs = " ".join(os.path.join(opts.flo_dir, p) for p in ds.passes)
+            log.info("Sintel submission: bundler %s <name>.lzma (Sintel's tool takes the clean and final dirs)", dirs)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,9 @@ Fixed input size: PWC-Net needs height and width that are multiples of 64. Choos
   (u *= W/width, v *= H/height): cheaper for large frames, less accurate.
 - ``batch`` fixes the batch size (Ascend wants static shapes). ``batch``, ``height`` or ``width``
   = null leaves that dimension dynamic (fine for TF/GPU serving; ATC then needs ``--input_shape``).
+
+If a converter rejects an op, ``model.costvol_impl=reference`` / ``model.warp_impl=reference`` export
+the same network (same numbers) built from plainer ops.
 """
 
 import logging
