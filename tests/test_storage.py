@@ -158,6 +158,22 @@ def test_missing_credentials_one_line(monkeypatch, tmp_path):
         assert "OBS_ACCESS_KEY_ID" in msg and "OBS_SECRET_ACCESS_KEY" in msg and "\n" not in msg
 
 
+def test_endpoint_from_config_env_or_region(monkeypatch, tmp_path):
+    monkeypatch.setenv("OBS_ACCESS_KEY_ID", "k")
+    monkeypatch.setenv("OBS_SECRET_ACCESS_KEY", "s")
+    monkeypatch.delenv("OBS_ENDPOINT", raising=False)
+    cfg = OmegaConf.load(str(ROOT / "conf" / "storage" / "obs.yaml"))
+    with pytest.raises(UserError, match="no OBS endpoint: set storage.endpoint=.*OBS_ENDPOINT"):
+        from_config(cfg)
+    cfg.region = "cn-north-4"
+    assert from_config(cfg).endpoint == "https://obs.cn-north-4.myhuaweicloud.com"
+    monkeypatch.setenv("OBS_ENDPOINT", "https://obs.example.test")
+    assert from_config(cfg).endpoint == "https://obs.example.test"
+    cfg.endpoint = "http://127.0.0.1:1"
+    assert from_config(cfg).endpoint == "http://127.0.0.1:1"
+    assert storage.default_cache_dir().endswith(os.path.join(".cache", "pwcflow")) or os.path.isdir("/cache")
+
+
 def test_credentials_in_config_are_refused(monkeypatch):
     cfg = OmegaConf.create({"name": "obs", "endpoint": "http://127.0.0.1:9", "secret_access_key": "x"})
     with pytest.raises(UserError, match="looks like a credential"):
@@ -185,6 +201,7 @@ def test_unknown_bucket_and_bad_uri(server, secret, tmp_path):
     try:
         for call in (lambda: localize("obs://no-such-bucket/data", cfg, "dataset"),
                      lambda: localize("obs://no-such-bucket/run/ckpt-5", cfg, "checkpoint"),
+                     lambda: localize("obs://no-such-bucket/a.png", cfg, "file"),
                      lambda: RunSync("obs://no-such-bucket/run", str(tmp_path), store)):
             with pytest.raises(UserError) as err:
                 call()
@@ -210,12 +227,13 @@ def test_wrong_access_key_is_one_clear_error(server, secret, monkeypatch, tmp_pa
 
 
 @needs_server
-def test_sync_in_dataset_tree_once(server, secret, tmp_path, caplog):
+def test_sync_in_dataset_tree_once(server, secret, tmp_path, caplog, monkeypatch):
     tree = {"sintel/training/clean/alley_1/frame_%04d.png" % i: os.urandom(700 + i) for i in range(1, 6)}
     tree.update({"sintel/training/flow/alley_1/frame_0001.flo": os.urandom(2048), "sintel/README": b"",
                  "sintel/training/": b""})  # a zero-byte "folder" object, as the OBS console creates
     seed(server, {"datasets/" + k: v for k, v in tree.items()})
-    cfg = obs_cfg(server, tmp_path)
+    cfg = obs_cfg(server, tmp_path, endpoint=None)
+    monkeypatch.setenv("OBS_ENDPOINT", server.url)  # the endpoint may come from the environment
 
     local = localize("obs://%s/datasets/sintel/" % BUCKET, cfg, "dataset")
     assert local == str(tmp_path / "cache" / "obs" / BUCKET / "datasets" / "sintel")
@@ -292,6 +310,12 @@ def test_upload_run_dir(server, secret, tmp_path):
         # a new process (e.g. after a restart) does not upload what OBS already holds
         again = RunSync("obs://%s/runs/a/" % BUCKET, str(run), store)
         assert again.push() == []
+
+        # a resumed run can fetch earlier files back into its new run dir
+        other = RunSync("obs://%s/runs/a" % BUCKET, str(tmp_path / "run-b"), store)
+        assert other.pull(["metrics.jsonl", "no-such-file.txt"]) == ["metrics.jsonl"]
+        assert (tmp_path / "run-b" / "metrics.jsonl").read_text() == '{"step": 200, "epe": 2.9}\n'
+        assert other.push() == []
     finally:
         store.close()
 

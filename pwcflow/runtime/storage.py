@@ -107,7 +107,7 @@ def localize(uri_or_path: str, cfg_storage=None, kind: str = "dataset", store: O
     store = store or _build(cfg_storage)
     cache = store.cache_dir or cache_root(cfg_storage)
     try:
-        with _locked(cache, uri):
+        with _locked(cache, bucket):
             if kind == "checkpoint":
                 return _localize_checkpoint(store, cache, bucket, key, uri)
             return _localize_tree(store, cache, bucket, key, uri, single=(kind == "file"))
@@ -132,6 +132,7 @@ def _localize_tree(store: ObsStore, cache: str, bucket: str, key: str, uri: str,
     if not objects:
         one = store.head(bucket, key) if key else None
         if one is None:
+            store.check_bucket(bucket)  # a missing bucket is named as such
             raise UserError("nothing found at %s (no object and no objects under it)" % uri)
         objects = [one]
     _download_all(store, cache, bucket, objects, "obs://%s/%s" % (bucket, key))
@@ -219,9 +220,12 @@ def _download_all(store: ObsStore, cache: str, bucket: str, objects: List[Object
     """Download the objects not already in the cache (same size and ETag); return their local paths."""
     manifest_path = os.path.join(cache, ".manifests", hashlib.sha1(bucket.encode()).hexdigest()[:16] + ".json")
     manifest = _load_manifest(manifest_path)
+    known = dict(manifest)
     todo = [(o, local_path(cache, bucket, o.key)) for o in objects]
     todo = [(o, path) for o, path in todo if not _up_to_date(path, o, manifest)]
     if not todo:
+        if manifest != known:  # files verified by MD5 this time: remember them
+            _save_manifest(manifest_path, manifest)
         log.info("%s: %d files already in the cache %s", what, len(objects), cache)
         return []
     total = sum(o.size for o, _ in todo)
@@ -278,11 +282,15 @@ def _save_manifest(path: str, manifest: Dict[str, list]) -> None:
 
 
 @contextlib.contextmanager
-def _locked(cache: str, uri: str) -> Iterator[None]:
-    """Serialise syncs of one URI across processes (e.g. one process per Ascend card on a ModelArts node)."""
+def _locked(cache: str, bucket: str) -> Iterator[None]:
+    """Serialise syncs from one bucket across processes (e.g. one per Ascend card on a ModelArts node).
+
+    The first process downloads; the others then find the files in the cache. It also guards the
+    bucket's manifest (``<cache>/.manifests``), which records the ETag each cached file was fetched with.
+    """
     folder = os.path.join(cache, ".locks")
     os.makedirs(folder, exist_ok=True)
-    with open(os.path.join(folder, hashlib.sha1(uri.encode()).hexdigest()[:16] + ".lock"), "w") as fh:
+    with open(os.path.join(folder, hashlib.sha1(bucket.encode()).hexdigest()[:16] + ".lock"), "w") as fh:
         try:
             import fcntl
         except ImportError:  # pragma: no cover (not POSIX)
@@ -317,6 +325,13 @@ def _parallel(store: ObsStore, items: List[tuple], fn) -> Iterator[tuple]:
             for future in futures:
                 future.cancel()
             raise
+
+
+def _stat(path: str) -> Optional[os.stat_result]:
+    try:
+        return os.stat(path)
+    except OSError:
+        return None
 
 
 # -- sync out ----------------------------------------------------------------------------------------------
@@ -391,6 +406,20 @@ class RunSync:
         log.info("resuming from obs://%s/%s", self.bucket, prefix_key)
         return os.path.join(local_ckpt_dir, os.path.basename(prefix_key))
 
+    def pull(self, paths: Iterable[str]) -> List[str]:
+        """Download run-dir-relative files (e.g. an earlier ``metrics.jsonl`` on resume) that exist in OBS."""
+        got = []
+        for rel in paths:
+            rel = self._rel(rel)
+            obj = self.store.head(self.bucket, self.key_for(rel))
+            if obj is not None:
+                path = os.path.join(self.run_dir, rel)
+                self.store.download(self.bucket, obj.key, path)
+                stat = os.stat(path)
+                self._sent[rel] = (stat.st_size, stat.st_mtime_ns)
+                got.append(rel)
+        return got
+
     # -- helpers ------------------------------------------------------------------------------------------
     def _rel(self, path: str) -> str:
         path = os.path.abspath(path if os.path.isabs(path) else os.path.join(self.run_dir, path))
@@ -433,7 +462,8 @@ class RunSync:
         """Upload ``rels`` in three waves (data, ``.index``, pointer files), each wave in parallel."""
         done = []
         for rank in (0, 1, 2):
-            wave = [(rel, os.stat(os.path.join(self.run_dir, rel))) for rel in rels if _upload_rank(rel) == rank]
+            wave = [(rel, _stat(os.path.join(self.run_dir, rel))) for rel in rels if _upload_rank(rel) == rank]
+            wave = [(rel, stat) for rel, stat in wave if stat is not None]  # skip files removed meanwhile
             total = sum(st.st_size for _, st in wave)
             with _bar(total, "upload to %s" % self.output_url) as bar:
                 for rel, stat in _parallel(self.store, wave, lambda item: self.store.upload(
