@@ -8,7 +8,22 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import tensorflow as _tf  # noqa: E402
+
+
+def _import_quietly():
+    """Import TensorFlow with C++ start-up chatter (absl/oneDNN notices) kept off the terminal."""
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try:
+        import tensorflow
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+    return tensorflow
+
+
+_tf = _import_quietly()
 
 tf = _tf.compat.v1
 tf.logging.set_verbosity(tf.logging.ERROR)

@@ -136,3 +136,11 @@ def write_text_atomic(path: str, text: str) -> None:
 def write_json_atomic(path: str, data) -> None:
     """``write_text_atomic`` for JSON."""
     write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: str):
+    """JSON content of ``path``, or None if it does not exist."""
+    if not os.path.exists(path):
+        return None
+    with open(path) as fh:
+        return json.load(fh)

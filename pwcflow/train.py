@@ -1,0 +1,274 @@
+"""``python -m pwcflow.train``: train PWC-Net on any data set and device with Hydra overrides only.
+
+Run dir ``outputs/train/<run_name>``: ``checkpoints/`` (newest ``train.keep_checkpoints``),
+``checkpoints/best/`` (best validation EPE), ``metrics.json``, ``tb/`` (TensorBoard), ``.hydra/``.
+Rerunning the same command resumes from the newest complete checkpoint (``resume=true``).
+"""
+
+import logging
+import os
+import signal
+import sys
+import time
+from typing import Dict, List, Optional
+
+import numpy as np
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+from tqdm import tqdm
+
+from pwcflow import cli, config, viz
+from pwcflow import lr as lr_lib
+from pwcflow.data import datasets, pipeline
+from pwcflow.errors import UserError
+from pwcflow.metrics import FlowMetrics
+from pwcflow.model import losses
+from pwcflow.model.pwcnet import ModelSpec, pwcnet
+from pwcflow.predictor import pad_to_multiple
+from pwcflow.runtime import checkpoint, device
+from pwcflow.runtime.summaries import Board, status_line
+from pwcflow.tf1 import tf
+
+log = logging.getLogger("pwcflow.train")
+OPTIMIZERS = ("adam", "sgd")
+
+
+def validate(cfg: DictConfig) -> Dict[str, object]:
+    """Check every training setting and the data set before any graph is built; return plain values."""
+    t = cfg.train
+    for key in ("iterations", "batch_size", "display_interval", "save_interval", "val_interval", "image_interval"):
+        config.check(int(t[key]) > 0, "train.%s" % key, "must be a positive integer, got %s" % t[key])
+    config.check(int(t.keep_checkpoints) >= 1, "train.keep_checkpoints", "must be at least 1")
+    crop = [int(c) for c in t.crop]
+    config.check(len(crop) == 2 and all(c > 0 and c % 64 == 0 for c in crop), "train.crop",
+                 "must be [height, width], positive multiples of 64, got %s" % list(t.crop))
+    config.check(cfg.loss.kind in losses.KINDS, "loss.kind", "must be one of %s" % sorted(losses.KINDS))
+    config.check(len(cfg.loss.alphas) == 5, "loss.alphas", "needs 5 weights (levels 6..2)")
+    config.check(cfg.optimizer.name in OPTIMIZERS, "optimizer.name", "must be one of %s" % (OPTIMIZERS,))
+    spec = config.model_spec(cfg.model)
+    ds_spec = datasets.spec_from_config(cfg.dataset)
+    train_samples = datasets.build(ds_spec, "train")
+    if not train_samples:
+        raise UserError("data set %s has no training pairs" % ds_spec.name)
+    h, w = train_samples[0].load()[0].shape[:2]
+    if crop[0] > h or crop[1] > w:
+        raise UserError("bad setting train.crop: %dx%d (h x w) is larger than the %dx%d frames of %s"
+                        % (crop[0], crop[1], h, w, train_samples[0].where))
+    val_samples = _split_or_empty(ds_spec, "val")
+    return {"spec": spec, "ds": ds_spec, "train": train_samples, "val": val_samples, "crop": tuple(crop)}
+
+
+def _split_or_empty(ds_spec, split: str) -> List[datasets.Sample]:
+    try:
+        return datasets.build(ds_spec, split)
+    except UserError as exc:
+        if "empty" in str(exc) or "no " in str(exc):
+            return []
+        raise
+
+
+class Trainer:
+    """One training run: graph, session, loop, checkpoints, validation, logging."""
+
+    def __init__(self, cfg: DictConfig, plan: Dict[str, object], run_dir: str):
+        self.cfg, self.plan, self.run_dir = cfg, plan, run_dir
+        self.spec: ModelSpec = plan["spec"]
+        self.ckpt_dir = os.path.join(run_dir, "checkpoints")
+        self.best_dir = os.path.join(self.ckpt_dir, "best")
+        self.metrics_path = os.path.join(run_dir, "metrics.json")
+        self.metrics = checkpoint.read_json(self.metrics_path) or {"history": []}
+        self._stop = False
+
+    # -- graph -------------------------------------------------------------------------------------
+    def build(self, start_step: int) -> None:
+        """Build the training tower, the validation tower (shared weights), savers and the session."""
+        cfg, t = self.cfg, self.cfg.train
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            tf.set_random_seed(int(cfg.seed))
+            self.step = tf.train.get_or_create_global_step()
+            ds = pipeline.train_dataset(self.plan["train"], self.plan["crop"], int(t.batch_size),
+                                        self.plan["ds"].augment, seed=(int(cfg.seed) + start_step) % 2 ** 32,
+                                        parallel=int(t.loader_threads) or None)
+            self.x, self.y, self.valid = tf.data.make_one_shot_iterator(ds).get_next()
+            self.flow, pyramid = pwcnet(self.x, self.spec)
+            order, eps, q = losses.KINDS[cfg.loss.kind]
+            self.loss_unreg, _ = losses.pyramid_loss(self.y, pyramid, order, eps, q, list(cfg.loss.alphas), self.valid)
+            self.decay = losses.weight_decay(tf.trainable_variables(), float(cfg.loss.gamma))
+            self.loss = self.loss_unreg + self.decay
+            self.epe = losses.epe(self.y, self.flow, self.valid)
+            self.lr = lr_lib.build(cfg.lr_schedule, self.step)
+            self.train_op = self._optimizer().minimize(self.loss, global_step=self.step)
+            self.x_val = tf.placeholder(tf.float32, [None, 2, None, None, 3], name="x_val")
+            with tf.variable_scope(tf.get_variable_scope(), reuse=True):
+                self.flow_val, _ = pwcnet(self.x_val, self.spec)
+            self.model_vars = checkpoint.model_variables()
+            self.saver = tf.train.Saver(max_to_keep=None)
+            self.best_saver = tf.train.Saver(var_list={v.op.name: v for v in self.model_vars + [self.step]},
+                                             max_to_keep=None)
+            self.sess = tf.Session(config=device.session_config(cfg.device))
+            self.sess.run(tf.global_variables_initializer())
+        self.graph.finalize()
+
+    def _optimizer(self):
+        o = self.cfg.optimizer
+        if o.name == "adam":
+            return tf.train.AdamOptimizer(self.lr, beta1=float(o.beta1), beta2=float(o.beta2), epsilon=float(o.epsilon))
+        return tf.train.GradientDescentOptimizer(self.lr)
+
+    # -- state -------------------------------------------------------------------------------------
+    def initial_step(self) -> Optional[str]:
+        """The newest complete checkpoint of this run dir to resume from, or None."""
+        latest = tf.train.latest_checkpoint(self.ckpt_dir) if os.path.isdir(self.ckpt_dir) else None
+        if latest and not self.cfg.resume:
+            raise UserError("run dir %s already has checkpoints: rerun with resume=true or pick another run_name"
+                            % self.run_dir)
+        return latest
+
+    def restore(self, latest: Optional[str]) -> None:
+        """Resume everything (weights, optimizer slots, step) or load ``init_ckpt`` weights."""
+        if latest:
+            checkpoint.check_compatible(latest, self.model_vars, self.spec.name)
+            self.saver.restore(self.sess, latest)
+            log.info("resumed from %s", latest)
+        elif self.cfg.init_ckpt:
+            prefix = checkpoint.resolve(str(self.cfg.init_ckpt))
+            checkpoint.restore(self.sess, prefix, self.model_vars, self.spec.name)
+            log.info("initialised weights from %s", prefix)
+
+    def save(self, step: int) -> str:
+        """Atomic checkpoint of everything, keeping the newest ``train.keep_checkpoints``."""
+        return checkpoint.save_atomic(self.sess, self.saver, self.ckpt_dir, step, int(self.cfg.train.keep_checkpoints))
+
+    # -- validation --------------------------------------------------------------------------------
+    def score(self, samples: List[datasets.Sample], limit: int) -> Optional[float]:
+        """All-pixel EPE of the current weights over up to ``limit`` pairs (None when there are none)."""
+        samples = samples[:limit] if limit > 0 else samples
+        if not samples:
+            return None
+        acc = FlowMetrics()
+        for names, x, y, valid in pipeline.eval_batches(samples, batch=1):
+            h, w = x.shape[2:4]
+            flow = self.sess.run(self.flow_val, {self.x_val: pad_to_multiple(x, self.spec.multiple, (2, 3))})
+            acc.update(names, [s.split("/")[0] for s in names], flow[:, :h, :w], y, valid)
+        return float(acc.result()["epe"])
+
+    def validate(self, step: int, board: Board) -> None:
+        """Score the held-out split and a slice of the training split; update metrics.json and best."""
+        t = self.cfg.train
+        val_epe = self.score(self.plan["val"], int(t.val_pairs))
+        train_epe = self.score(self.plan["train"], int(t.train_eval_pairs))
+        scores = (("val/epe", val_epe), ("val/train_split_epe", train_epe))
+        board.scalars(step, {k: v for k, v in scores if v is not None})
+        key = val_epe if val_epe is not None else train_epe
+        m = self.metrics
+        m.update({"step": step, "val_epe": val_epe, "train_split_epe": train_epe,
+                  "val_split": "val" if val_epe is not None else None,
+                  "best_by": "val_epe" if val_epe is not None else "train_split_epe"})
+        m["history"].append({"step": step, "val_epe": val_epe, "train_split_epe": train_epe})
+        if key is not None and (m.get("best_epe") is None or key < m["best_epe"]):
+            prefix = checkpoint.save_atomic(self.sess, self.best_saver, self.best_dir, step, keep=1)
+            m.update({"best_epe": key, "best_step": step, "best_ckpt": os.path.relpath(prefix, self.run_dir)})
+        checkpoint.write_json_atomic(self.metrics_path, m)
+        tqdm.write("%s Iter %d [Val]: val_epe=%s (held-out), train_split_epe=%s (training data), best=%s @ %s"
+                   % (time.strftime("%Y-%m-%d %H:%M:%S"), step, _fmt(val_epe), _fmt(train_epe),
+                      _fmt(m.get("best_epe")), m.get("best_step")))
+
+    # -- loop --------------------------------------------------------------------------------------
+    def run(self) -> None:
+        """Train to ``train.iterations``, resuming if possible; Ctrl-C/SIGTERM save and exit."""
+        latest = self.initial_step()
+        start = int(latest.rsplit("-", 1)[1]) if latest else 0
+        self.build(start)
+        self.restore(latest)
+        start = int(self.sess.run(self.step))
+        t = self.cfg.train
+        total, batch = int(t.iterations), int(t.batch_size)
+        board = Board(os.path.join(self.run_dir, "tb"))
+        previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+        bar = tqdm(total=total, initial=start, desc="train", unit="step", dynamic_ncols=True, file=sys.stdout)
+        window: List[tuple] = []
+        step, saved, t0 = start, start, time.time()
+        try:
+            while step < total and not self._stop:
+                fetch = [self.train_op, self.loss, self.epe, self.lr, self.loss_unreg, self.decay]
+                want_images = (step + 1) % int(t.image_interval) == 0
+                if want_images:
+                    fetch += [self.x, self.y, self.flow]
+                out = self.sess.run(fetch)
+                step += 1
+                if not np.isfinite(out[1]):
+                    raise UserError("loss became %s at step %d: stopped; the last good checkpoint is in %s"
+                                    % (out[1], step, self.ckpt_dir))
+                window.append(tuple(out[1:6]))
+                bar.update(1)
+                if step % int(t.display_interval) == 0 or step == total:
+                    t0 = self._display(step, window, time.time() - t0, board, total, batch)
+                    window = []
+                if want_images:
+                    self._pictures(step, board, out[6], out[7], out[8])
+                if step % int(t.save_interval) == 0:
+                    self.save(step)
+                    saved = step
+                if step % int(t.val_interval) == 0:
+                    self.validate(step, board)
+        except KeyboardInterrupt:
+            self._stop = True
+        except tf.errors.OpError as exc:
+            user = pipeline.as_user_error(exc)
+            if user is None:
+                raise
+            raise user
+        finally:
+            bar.close()
+            signal.signal(signal.SIGTERM, previous)
+        if saved != step:
+            prefix = self.save(step)
+            if self._stop:
+                board.close()
+                print("interrupted at step %d: checkpoint saved to %s; rerun the same command to resume"
+                      % (step, prefix), file=sys.stderr)
+                sys.exit(130)
+        if self.metrics.get("step") != step:
+            self.validate(step, board)
+        board.close()
+        m = self.metrics
+        print("done: %d steps, val_epe=%s, train_split_epe=%s, best=%s at step %s, run dir %s"
+              % (step, _fmt(m.get("val_epe")), _fmt(m.get("train_split_epe")), _fmt(m.get("best_epe")),
+                 m.get("best_step"), self.run_dir))
+
+    def _on_sigterm(self, signum, frame) -> None:
+        self._stop = True
+
+    def _display(self, step: int, window: List[tuple], seconds: float, board: Board, total: int, batch: int) -> float:
+        loss, epe, lr, unreg, decay = (float(np.mean([w[i] for w in window])) for i in range(5))
+        sec_step = seconds / max(len(window), 1)
+        pairs = batch / sec_step if sec_step > 0 else 0.0
+        tqdm.write(status_line(step, loss, epe, lr, pairs, sec_step, total - step))
+        board.scalars(step, {"train/loss": loss, "train/loss_unregularized": unreg, "train/weight_decay": decay,
+                             "train/epe": epe, "train/lr": lr, "perf/sec_per_step": sec_step,
+                             "perf/pairs_per_sec": pairs})
+        board.flush()
+        return time.time()
+
+    def _pictures(self, step: int, board: Board, x: np.ndarray, y: np.ndarray, flow: np.ndarray) -> None:
+        scale = float(np.abs(y[0]).max()) or None
+        rgb = (x[0, 0] * 255).astype(np.uint8)
+        board.image(step, "train/frame1_prediction_groundtruth",
+                    viz.side_by_side([rgb, viz.flow_to_color(flow[0], scale), viz.flow_to_color(y[0], scale)]))
+
+
+def _fmt(v) -> str:
+    return "n/a" if v is None else "%.3f" % v
+
+
+@cli.entry("train")
+def main(cfg: DictConfig) -> None:
+    """Validate the config, then train (or resume) in the Hydra run dir."""
+    plan = validate(cfg)
+    run_dir = HydraConfig.get().runtime.output_dir
+    Trainer(cfg, plan, run_dir).run()
+
+
+if __name__ == "__main__":
+    main()

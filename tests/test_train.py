@@ -1,0 +1,80 @@
+"""``python -m pwcflow.train`` end to end: runs, resumes after kill -9, rejects bad overrides early."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import ROOT, run_module
+
+TINY = ["model=sm-6-2", "dataset.train_size=24", "dataset.val_size=3", "dataset.size=[64,128]",
+        "train.crop=[64,128]", "train.batch_size=2", "train.display_interval=2", "train.val_pairs=3",
+        "train.train_eval_pairs=2", "train.image_interval=4"]
+
+
+def _ckpt_steps(run):
+    d = run / "checkpoints"
+    return sorted(int(f.split("-")[-1].split(".")[0]) for f in os.listdir(str(d)) if f.endswith(".index"))
+
+
+def test_train_runs_and_writes_run_dir(tmp_path):
+    proc = run_module("pwcflow.train", *TINY, "train.iterations=6", "train.save_interval=3", "train.val_interval=3",
+                      "run_name=t1", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = tmp_path / "outputs" / "train" / "t1"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["step"] == 6 and metrics["val_epe"] > 0 and metrics["train_split_epe"] > 0
+    assert [h["step"] for h in metrics["history"]] == [3, 6]
+    assert _ckpt_steps(run) == [3, 6]
+    assert (run / "checkpoints" / "best" / "checkpoint").exists()
+    assert list((run / "tb").glob("events.out.tfevents.*"))
+    lines = [ln for ln in proc.stdout.splitlines() if "[Train]:" in ln]
+    assert len(lines) == 3
+    fields = lines[-1].split()
+    assert fields[2:4] == ["Iter", "6"] and fields[5].startswith("loss=") and fields[9].startswith("sec/step=")
+    assert "done: 6 steps" in proc.stdout
+
+
+def test_kill9_then_rerun_resumes(tmp_path):
+    args = TINY + ["train.iterations=400", "train.save_interval=2", "train.val_interval=1000", "run_name=k"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "pwcflow.train"] + args, cwd=str(tmp_path), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run = tmp_path / "outputs" / "train" / "k"
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        if (run / "checkpoints").is_dir() and len(_ckpt_steps(run)) >= 2:
+            break
+        time.sleep(0.5)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    steps_before = _ckpt_steps(run)
+    assert steps_before, "no checkpoint was written before the kill"
+    last = steps_before[-1]
+    resumed = run_module("pwcflow.train", *(args[:-3] + ["train.iterations=%d" % (last + 4), "train.save_interval=2",
+                                                         "train.val_interval=1000", "run_name=k"]), cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resumed from" in resumed.stderr + resumed.stdout or _ckpt_steps(run)[-1] == last + 4
+    first_line = [ln for ln in resumed.stdout.splitlines() if "[Train]:" in ln][0]
+    assert int(first_line.split()[3]) == last + 2
+    assert _ckpt_steps(run)[-1] == last + 4
+    assert not [f for f in os.listdir(str(run / "checkpoints")) if f.startswith(".tmp")]
+
+
+@pytest.mark.parametrize("override,needle", [
+    ("dataset=nope", "dataset"),
+    ("train.batch_size=-1", "train.batch_size"),
+    ("train.crop=[256,448]", "train.crop"),
+    ("train.crop=[100,128]", "train.crop"),
+    ("optimizer.name=rmsprop", "optimizer.name"),
+])
+def test_bad_overrides_fail_before_graph(override, needle, tmp_path):
+    proc = run_module("pwcflow.train", *TINY, "train.iterations=2", override, cwd=tmp_path, timeout=120)
+    assert proc.returncode != 0
+    assert needle in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "outputs" / "train").exists() or not list((tmp_path / "outputs").rglob("*.index"))
