@@ -141,3 +141,13 @@ def test_eval_bad_inputs(case, needle, sintel, ref_dir, tmp_path):
     proc = run_module("pwcflow.eval", *["%s=%s" % kv for kv in args.items()], "out=%s" % out, cwd=tmp_path)
     assert needle in _error_line(proc)
     assert not (out / "metrics.json").exists()
+
+
+def test_scene_key_and_step():
+    from pwcflow.data.datasets import Sample
+    from pwcflow.eval import scene_key, step_of
+
+    s = Sample("final/alley_1/frame_0001", "alley_1", lambda: None)
+    assert scene_key(s, ("clean", "final")) == "final/alley_1"
+    assert scene_key(s, ("final",)) == "alley_1"
+    assert step_of("/x/pwcnet.ckpt-595000") == 595000 and step_of("/x/pwcnet.ckpt") == 0
