@@ -5,6 +5,7 @@ Run dir ``outputs/train/<run_name>``: ``checkpoints/`` (newest ``train.keep_chec
 Rerunning the same command resumes from the newest complete checkpoint (``resume=true``).
 """
 
+import dataclasses
 import logging
 import os
 import signal
@@ -25,7 +26,7 @@ from pwcflow.metrics import FlowMetrics
 from pwcflow.model import losses
 from pwcflow.model.pwcnet import ModelSpec, pwcnet
 from pwcflow.predictor import pad_to_multiple
-from pwcflow.runtime import checkpoint, device
+from pwcflow.runtime import checkpoint, device, distribute, storage
 from pwcflow.runtime.summaries import Board, status_line
 from pwcflow.tf1 import tf
 
@@ -46,7 +47,10 @@ def validate(cfg: DictConfig) -> Dict[str, object]:
     config.check(len(cfg.loss.alphas) == 5, "loss.alphas", "needs 5 weights (levels 6..2)")
     config.check(cfg.optimizer.name in OPTIMIZERS, "optimizer.name", "must be one of %s" % (OPTIMIZERS,))
     spec = config.model_spec(cfg.model)
+    device.prepare(cfg.device)
     ds_spec = datasets.spec_from_config(cfg.dataset)
+    if ds_spec.root and storage.is_remote(ds_spec.root):
+        ds_spec = dataclasses.replace(ds_spec, root=storage.localize(ds_spec.root, cfg.storage, "dataset"))
     train_samples = datasets.build(ds_spec, "train")
     if not train_samples:
         raise UserError("data set %s has no training pairs" % ds_spec.name)
@@ -78,27 +82,30 @@ class Trainer:
         self.metrics_path = os.path.join(run_dir, "metrics.json")
         self.metrics = checkpoint.read_json(self.metrics_path) or {"history": []}
         self._stop = False
+        self.engine = distribute.create(cfg.device)
+        store = storage.from_config(cfg.storage)
+        out = cfg.storage.get("output_url")
+        self.sync = storage.RunSync(str(out), run_dir, store) if out and store is not None else None
 
     # -- graph -------------------------------------------------------------------------------------
     def build(self, start_step: int) -> None:
-        """Build the training tower, the validation tower (shared weights), savers and the session."""
-        cfg, t = self.cfg, self.cfg.train
+        """Build the training tower(s) on the engine, the validation tower (shared weights) and the session."""
+        cfg, t, engine = self.cfg, self.cfg.train, self.engine
         self.graph = tf.Graph()
-        with self.graph.as_default():
+        with self.graph.as_default(), engine.scope():
             tf.set_random_seed(int(cfg.seed))
             self.step = tf.train.get_or_create_global_step()
+            shard_index, shard_count = engine.shard()
             ds = pipeline.train_dataset(self.plan["train"], self.plan["crop"], int(t.batch_size),
                                         self.plan["ds"].augment, seed=(int(cfg.seed) + start_step) % 2 ** 32,
+                                        shard_index=shard_index, shard_count=shard_count,
                                         parallel=int(t.loader_threads) or None)
-            self.x, self.y, self.valid = tf.data.make_one_shot_iterator(ds).get_next()
-            self.flow, pyramid = pwcnet(self.x, self.spec)
-            order, eps, q = losses.KINDS[cfg.loss.kind]
-            self.loss_unreg, _ = losses.pyramid_loss(self.y, pyramid, order, eps, q, list(cfg.loss.alphas), self.valid)
-            self.decay = losses.weight_decay(tf.trainable_variables(), float(cfg.loss.gamma))
-            self.loss = self.loss_unreg + self.decay
-            self.epe = losses.epe(self.y, self.flow, self.valid)
+            batches = tf.data.make_one_shot_iterator(ds)
             self.lr = lr_lib.build(cfg.lr_schedule, self.step)
-            self.train_op = self._optimizer().minimize(self.loss, global_step=self.step)
+            if t.get("scale_lr_with_workers") and engine.size > 1:
+                self.lr = self.lr * float(engine.size)
+            optimizer = device.wrap_optimizer(self._optimizer(), cfg.device, distributed=engine.size > 1)
+            self.train_op, self.loss = engine.build_train_op(lambda: self._tower(batches), optimizer, self.step)
             self.x_val = tf.placeholder(tf.float32, [None, 2, None, None, 3], name="x_val")
             with tf.variable_scope(tf.get_variable_scope(), reuse=True):
                 self.flow_val, _ = pwcnet(self.x_val, self.spec)
@@ -106,11 +113,29 @@ class Trainer:
             self.saver = tf.train.Saver(max_to_keep=None)
             self.best_saver = tf.train.Saver(var_list={v.op.name: v for v in self.model_vars + [self.step]},
                                              max_to_keep=None)
-            self.sess = tf.Session(config=device.session_config(cfg.device))
-            self.sess.run(tf.global_variables_initializer())
+            hooks = engine.hooks()
+            for hook in hooks:
+                hook.begin()
+            init = tf.global_variables_initializer()
         self.graph.finalize()
+        self.sess = tf.Session(engine.target, graph=self.graph,
+                               config=device.session_config(cfg.device, engine if engine.size > 1 else None))
+        self.sess.run(init)
+        for hook in hooks:
+            hook.after_create_session(self.sess, None)
 
-    def _optimizer(self):
+    def _tower(self, batches) -> tf.Tensor:
+        """One replica's loss on its next batch (also keeps its tensors for logging)."""
+        loss_cfg = self.cfg.loss
+        self.x, self.y, self.valid = batches.get_next()
+        self.flow, pyramid = pwcnet(self.x, self.spec)
+        order, eps, q = losses.KINDS[loss_cfg.kind]
+        self.loss_unreg, _ = losses.pyramid_loss(self.y, pyramid, order, eps, q, list(loss_cfg.alphas), self.valid)
+        self.decay = losses.weight_decay(tf.trainable_variables(), float(loss_cfg.gamma))
+        self.epe = losses.epe(self.y, self.flow, self.valid)
+        return self.loss_unreg + self.decay
+
+    def _optimizer(self) -> tf.train.Optimizer:
         o = self.cfg.optimizer
         if o.name == "adam":
             return tf.train.AdamOptimizer(self.lr, beta1=float(o.beta1), beta2=float(o.beta2), epsilon=float(o.epsilon))
@@ -118,8 +143,13 @@ class Trainer:
 
     # -- state -------------------------------------------------------------------------------------
     def initial_step(self) -> Optional[str]:
-        """The newest complete checkpoint of this run dir to resume from, or None."""
+        """The newest complete checkpoint of this run dir (or of its obs:// mirror) to resume from, or None."""
         latest = tf.train.latest_checkpoint(self.ckpt_dir) if os.path.isdir(self.ckpt_dir) else None
+        if latest is None and self.sync is not None and self.cfg.resume:
+            latest = self.sync.pull_latest_checkpoint(self.ckpt_dir)
+            if latest:
+                self.sync.pull(["metrics.json"])
+                self.metrics = checkpoint.read_json(self.metrics_path) or self.metrics
         if latest and not self.cfg.resume:
             raise UserError("run dir %s already has checkpoints: rerun with resume=true or pick another run_name"
                             % self.run_dir)
@@ -132,13 +162,20 @@ class Trainer:
             self.saver.restore(self.sess, latest)
             log.info("resumed from %s", latest)
         elif self.cfg.init_ckpt:
-            prefix = checkpoint.resolve(str(self.cfg.init_ckpt))
+            prefix = checkpoint.resolve(storage.localize(str(self.cfg.init_ckpt), self.cfg.storage, "checkpoint"))
             checkpoint.restore(self.sess, prefix, self.model_vars, self.spec.name)
             log.info("initialised weights from %s", prefix)
 
-    def save(self, step: int) -> str:
-        """Atomic checkpoint of everything, keeping the newest ``train.keep_checkpoints``."""
-        return checkpoint.save_atomic(self.sess, self.saver, self.ckpt_dir, step, int(self.cfg.train.keep_checkpoints))
+    def save(self, step: int) -> Optional[str]:
+        """Atomic checkpoint of everything (chief only), keeping the newest ``train.keep_checkpoints``; mirror it."""
+        if not self.engine.is_chief:
+            return None
+        keep = int(self.cfg.train.keep_checkpoints)
+        prefix = checkpoint.save_atomic(self.sess, self.saver, self.ckpt_dir, step, keep)
+        if self.sync is not None:
+            self.sync.push_checkpoint(prefix)
+            self.sync.push()
+        return prefix
 
     # -- validation --------------------------------------------------------------------------------
     def score(self, samples: List[datasets.Sample], limit: int) -> Optional[float]:
@@ -184,7 +221,7 @@ class Trainer:
         start = int(self.sess.run(self.step))
         t = self.cfg.train
         total, batch = int(t.iterations), int(t.batch_size)
-        board = Board(os.path.join(self.run_dir, "tb"))
+        board = Board(os.path.join(self.run_dir, "tb") if self.engine.is_chief else None)
         previous = signal.signal(signal.SIGTERM, self._on_sigterm)
         bar = tqdm(total=total, initial=start, desc="train", unit="step", dynamic_ncols=True, file=sys.stdout)
         window: List[tuple] = []
@@ -210,7 +247,7 @@ class Trainer:
                 if step % int(t.save_interval) == 0:
                     self.save(step)
                     saved = step
-                if step % int(t.val_interval) == 0:
+                if step % int(t.val_interval) == 0 and self.engine.is_chief:
                     self.validate(step, board)
         except KeyboardInterrupt:
             self._stop = True
@@ -229,9 +266,11 @@ class Trainer:
                 print("interrupted at step %d: checkpoint saved to %s; rerun the same command to resume"
                       % (step, prefix), file=sys.stderr)
                 sys.exit(130)
-        if self.metrics.get("step") != step:
+        if self.metrics.get("step") != step and self.engine.is_chief:
             self.validate(step, board)
         board.close()
+        if self.sync is not None and self.engine.is_chief:
+            self.sync.push()
         m = self.metrics
         print("done: %d steps, val_epe=%s, train_split_epe=%s, best=%s at step %s, run dir %s"
               % (step, _fmt(m.get("val_epe")), _fmt(m.get("train_split_epe")), _fmt(m.get("best_epe")),

@@ -9,13 +9,18 @@ from pwcflow.tf1 import tf
 
 
 class Board:
-    """A TensorBoard event writer for one run dir (scalars and RGB images written as protos)."""
+    """A TensorBoard event writer for one run dir (scalars and RGB images written as protos).
 
-    def __init__(self, logdir: str):
-        self.writer = tf.summary.FileWriter(logdir)
+    ``logdir=None`` gives a board that writes nothing (non-chief workers).
+    """
+
+    def __init__(self, logdir: Optional[str]):
+        self.writer = tf.summary.FileWriter(logdir) if logdir else None
 
     def scalars(self, step: int, values: Dict[str, float]) -> None:
         """Write scalar values at ``step``."""
+        if self.writer is None:
+            return
         summary = tf.Summary(value=[tf.Summary.Value(tag=k, simple_value=float(v)) for k, v in values.items()])
         self.writer.add_summary(summary, step)
 
@@ -23,6 +28,8 @@ class Board:
         """Write one RGB uint8 image at ``step``."""
         import cv2
 
+        if self.writer is None:
+            return
         ok, png = cv2.imencode(".png", np.ascontiguousarray(rgb[:, :, ::-1]))
         img = tf.Summary.Image(height=rgb.shape[0], width=rgb.shape[1], colorspace=3,
                                encoded_image_string=png.tobytes())
@@ -30,11 +37,13 @@ class Board:
 
     def flush(self) -> None:
         """Push pending events to disk."""
-        self.writer.flush()
+        if self.writer is not None:
+            self.writer.flush()
 
     def close(self) -> None:
         """Flush and close."""
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.close()
 
 
 def status_line(step: int, loss: float, epe: float, lr: float, samples_per_sec: float, sec_per_step: float,
