@@ -31,8 +31,7 @@ from pwcflow.data.datasets import DatasetSpec, Sample
 from pwcflow.errors import UserError
 from pwcflow.metrics import FlowMetrics
 from pwcflow.predictor import FlowPredictor
-from pwcflow.runtime import checkpoint, device, storage
-from pwcflow.tf1 import tf
+from pwcflow.runtime import checkpoint, device, storage, summaries
 
 log = logging.getLogger("pwcflow.eval")
 
@@ -144,11 +143,9 @@ def log_tensorboard(logdir: str, summary: Dict, step: int) -> None:
     values.update(("epe_%s" % k, v) for k, v in summary["bands"].items())
     values.update(("outliers_%s" % k, v) for k, v in summary["outliers"].items())
     values.update(("scene/%s" % k, v) for k, v in summary["per_scene"].items())
-    writer = tf.summary.FileWriter(logdir)
-    proto = tf.Summary(value=[tf.Summary.Value(tag=tag + k, simple_value=float(v))
-                              for k, v in values.items() if v is not None])
-    writer.add_summary(proto, step)
-    writer.close()
+    board = summaries.Board(logdir)
+    board.scalars(step, {tag + k: v for k, v in values.items() if v is not None})
+    board.close()
 
 
 def summarize(outcome: Outcome, ds: DatasetSpec, split: str, model: str, prefix: str) -> Dict:
