@@ -12,6 +12,7 @@ from pwcflow.data import flowio
 from pwcflow.model.pwcnet import ModelSpec
 from pwcflow.predictor import FlowPredictor, to_input
 from pwcflow.runtime import checkpoint
+from pwcflow.tf1 import tf
 
 SM = ModelSpec(name="sm-6-2", dense=False, context_all_levels=False)
 SIZE = (64, 128)
@@ -73,7 +74,11 @@ def test_eval_sintel_clean_tfoptflow_checkpoint(sintel, ref_dir, tmp_path):
     assert m["ckpt"].endswith("pwcnet.ckpt") and m["model"] == "sm-6-2"
     md = (out / "metrics.md").read_text()
     assert "training-data" in md and "%.3f" % epe in md and "| alley_1 |" in md
-    assert [f for f in os.listdir(str(out / "tb")) if f.startswith("events.out.tfevents")]
+    events = [f for f in os.listdir(str(out / "tb")) if f.startswith("events.out.tfevents")]
+    scalars = {v.tag: v.simple_value for e in tf.train.summary_iterator(str(out / "tb" / events[0]))
+               for v in e.summary.value}
+    assert scalars["eval/sintel_clean/all/epe"] == pytest.approx(epe, rel=1e-5)
+    assert "eval/sintel_clean/all/outliers_3px" in scalars and "eval/sintel_clean/all/scene/alley_1" in scalars
     pics = sorted(str(p.relative_to(out / "pictures")) for p in (out / "pictures").rglob("*.png"))
     assert len(pics) == 6
     assert {"clean/alley_1/frame_0001_flow.png", "clean/alley_1/frame_0001_error.png"} <= set(pics)
