@@ -104,7 +104,7 @@ def _run_workers(tmp_path: Path, mixed: bool) -> List[Dict[str, np.ndarray]]:
     return [dict(np.load(str(tmp_path / ("w%d.npz" % r)))) for r in range(2)]
 
 
-@pytest.mark.parametrize("mixed", [False, True], ids=["fp32", "loss-scaled"])
+@pytest.mark.parametrize("mixed", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["fp32", "loss-scaled"])
 def test_two_workers_match_one_process_on_combined_batch(tmp_path, mixed):
     workers = _run_workers(tmp_path, mixed)
     single = train([], 0, seed=1, mixed=mixed)
@@ -160,6 +160,19 @@ def test_bad_distribute_settings_are_one_sentence(monkeypatch, dist, env, words)
     with pytest.raises(UserError, match=words) as err:
         distribute.create(dev)
     assert "\n" not in str(err.value)
+
+
+def test_busy_port_is_one_sentence(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    try:
+        dev = _dev(["127.0.0.1:%d" % busy.getsockname()[1], "127.0.0.1:%d" % _free_ports(1)[0]], 0)
+        with pytest.raises(UserError, match="port free"):
+            distribute.create(dev)
+    finally:
+        busy.close()
 
 
 def _npu_dev():

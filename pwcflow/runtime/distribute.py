@@ -91,7 +91,7 @@ class CollectiveEngine(Engine):
             server = tf.distribute.Server(tf.train.ClusterSpec(spec), job_name=task_type, task_index=task_index,
                                           protocol="grpc", config=self.strategy.update_config_proto(base), start=True)
         except (tf.errors.OpError, ValueError) as exc:
-            raise UserError("could not start worker %d on %s (%s)" % (
+            raise UserError("could not start worker %d on %s (%s): is that port free on this host?" % (
                 self.rank, addresses[self.rank], str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
         self.server, self.target = server, server.target
         log.info("collective all-reduce: worker %d of %d (%s), %d replicas in sync",
@@ -140,7 +140,11 @@ class HcclEngine(Engine):
 
     def build_train_op(self, loss_fn: Callable[[], tf.Tensor], optimizer: tf.train.Optimizer,
                        global_step: tf.Variable) -> Tuple[tf.Operation, tf.Tensor]:
-        """``NPUDistributedOptimizer`` averages gradients across ranks (so the loss is not divided here)."""
+        """``NPUDistributedOptimizer`` averages gradients across ranks (so the loss is not divided here).
+
+        It wraps whatever ``device.wrap_optimizer`` returned: with loss scaling inside, gradients are unscaled
+        before they are averaged, and ``NPULossScaleOptimizer(is_distributed=True)`` all-reduces its overflow flag.
+        """
         loss = loss_fn()
         distributed = self._npu.optimizer.NPUDistributedOptimizer(optimizer)
         return distributed.minimize(loss, global_step=global_step), loss
