@@ -113,6 +113,7 @@ class Trainer:
             self.saver = tf.train.Saver(max_to_keep=None)
             self.best_saver = tf.train.Saver(var_list={v.op.name: v for v in self.model_vars + [self.step]},
                                              max_to_keep=None)
+            self.init_saver = tf.train.Saver(var_list={v.op.name: v for v in self.model_vars})
             hooks = engine.hooks()
             for hook in hooks:
                 hook.begin()
@@ -163,7 +164,7 @@ class Trainer:
             log.info("resumed from %s", latest)
         elif self.cfg.init_ckpt:
             prefix = checkpoint.resolve(storage.localize(str(self.cfg.init_ckpt), self.cfg.storage, "checkpoint"))
-            checkpoint.restore(self.sess, prefix, self.model_vars, self.spec.name)
+            checkpoint.restore(self.sess, prefix, self.model_vars, self.spec.name, self.init_saver)
             log.info("initialised weights from %s", prefix)
 
     def save(self, step: int) -> Optional[str]:

@@ -80,10 +80,14 @@ def _looks_like(stored: Dict[str, List[int]], variant: str) -> bool:
     return dense if variant.startswith("lg") else not dense
 
 
-def restore(sess: tf.Session, prefix: str, variables: List[tf.Variable], model_name: str) -> None:
-    """Restore ``variables`` by name from ``prefix`` after checking compatibility."""
+def restore(sess: tf.Session, prefix: str, variables: List[tf.Variable], model_name: str,
+            saver: Optional[tf.train.Saver] = None) -> None:
+    """Restore ``variables`` by name from ``prefix`` after checking compatibility.
+
+    Pass a ``saver`` over exactly ``variables`` (by name) when the graph is already finalized.
+    """
     check_compatible(prefix, variables, model_name)
-    tf.train.Saver(var_list={v.op.name: v for v in variables}).restore(sess, prefix)
+    (saver or tf.train.Saver(var_list={v.op.name: v for v in variables})).restore(sess, prefix)
 
 
 def save_atomic(sess: tf.Session, saver: tf.train.Saver, ckpt_dir: str, step: int, keep: Optional[int] = 5,

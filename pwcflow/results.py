@@ -1,0 +1,164 @@
+"""``python -m pwcflow.results outputs/ [more run dirs] [--out DIR]``: one table of all runs.
+
+Finds every ``metrics.json`` under the given paths (single runs and multirun sweeps, training and
+eval runs), and writes ``results.md``, ``results.csv`` (beside the seed's figures when the run came
+from an experiment preset) and ``val_epe.png`` (validation EPE over steps, one line per training run).
+"""
+
+import argparse
+import csv
+import json
+import os
+import sys
+from typing import Dict, List, Optional
+
+import cv2
+import numpy as np
+import yaml
+
+from pwcflow.data import flowio
+from pwcflow.errors import UserError
+
+COLUMNS = ("run", "kind", "model", "dataset", "split", "step", "epe", "best_epe", "seed_epe", "paper_epe")
+SEED_TABLE = (  # the seed README's results table: (row, Sintel training clean EPE, device count, batch, iterations)
+    ("pretrained model", 2.60, 2, 16, 1200000),
+    ("Report in paper", 1.70, None, 4, None),
+    ("Reproduce on GPU", 1.76, 1, 4, 200000),
+    ("Reproduce on Ascend 910", 1.76, 1, 4, 200000),
+)
+
+
+def find_runs(paths: List[str]) -> List[str]:
+    """Run dirs (folders holding ``metrics.json``) under ``paths``, sorted."""
+    runs = set()
+    for path in paths:
+        if not os.path.exists(path):
+            raise UserError("no such file or directory: %s" % path)
+        for folder, _, files in os.walk(path):
+            if "metrics.json" in files:
+                runs.add(os.path.abspath(folder))
+    return sorted(runs)
+
+
+def _config(run: str) -> Dict:
+    path = os.path.join(run, ".hydra", "config.yaml")
+    if not os.path.exists(path):
+        return {}
+    with open(path) as fh:
+        return yaml.safe_load(fh) or {}
+
+
+def summarize(run: str) -> Dict[str, object]:
+    """One table row for a run dir (training or eval)."""
+    with open(os.path.join(run, "metrics.json")) as fh:
+        m = json.load(fh)
+    cfg = _config(run)
+    seed = cfg.get("seed_row") or {}
+    kind = "train" if "history" in m else "eval"
+    return {
+        "run": run, "kind": kind, "model": (cfg.get("model") or {}).get("name"),
+        "dataset": (cfg.get("dataset") or {}).get("name") or m.get("dataset"),
+        "split": m.get("val_split") or m.get("best_by") if kind == "train" else m.get("split"),
+        "step": m.get("step"),
+        "epe": m.get("val_epe") if kind == "train" else m.get("epe"),
+        "best_epe": m.get("best_epe"), "seed_epe": seed.get("expected_epe"), "paper_epe": seed.get("paper_epe"),
+        "history": m.get("history", []),
+    }
+
+
+def _cell(v) -> str:
+    if v is None:
+        return ""
+    return "%.3f" % v if isinstance(v, float) else str(v)
+
+
+def markdown(rows: List[Dict[str, object]], base: str) -> str:
+    """The runs table plus the seed's own table for comparison."""
+    lines = ["# pwcflow results", "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for r in rows:
+        cells = [os.path.relpath(str(r["run"]), base)] + [_cell(r[c]) for c in COLUMNS[1:]]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "EPE of training runs is the latest validation EPE (held-out split, or the training split where the",
+              "data set has none, as the seed reported); eval runs give the all-pixel average EPE of their split.",
+              "", "## The seed's table (MPI-Sintel training clean, average EPE)", "",
+              "| row | EPE | devices | batch | iterations |", "|---|---|---|---|---|"]
+    for row, epe, dev, batch, iters in SEED_TABLE:
+        lines.append("| %s | %.2f | %s | %s | %s |" % (row, epe, dev or "?", batch, iters or "?"))
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: List[Dict[str, object]], path: str, size=(480, 800)) -> Optional[str]:
+    """Validation EPE over steps, one coloured line per training run, drawn with OpenCV (no matplotlib)."""
+    series = [(os.path.basename(str(r["run"])), [(h["step"], h.get("val_epe") if h.get("val_epe") is not None
+                                                   else h.get("train_split_epe")) for h in r["history"]])
+              for r in rows if r["history"]]
+    series = [(n, [(s, e) for s, e in pts if e is not None]) for n, pts in series]
+    series = [(n, pts) for n, pts in series if pts]
+    if not series:
+        return None
+    h, w = size
+    img = np.full((h, w, 3), 255, np.uint8)
+    left, right, top, bottom = 60, w - 20, 20, h - 40
+    steps = [s for _, pts in series for s, _ in pts]
+    epes = [e for _, pts in series for _, e in pts]
+    s0, s1 = min(steps), max(max(steps), min(steps) + 1)
+    e0, e1 = 0.0, max(epes) * 1.1 or 1.0
+    cv2.rectangle(img, (left, top), (right, bottom), (0, 0, 0), 1)
+
+    def xy(s, e):
+        return (int(left + (s - s0) / (s1 - s0) * (right - left)), int(bottom - (e - e0) / (e1 - e0) * (bottom - top)))
+
+    for i in range(5):
+        e = e0 + (e1 - e0) * i / 4
+        cv2.putText(img, "%.2f" % e, (5, xy(s0, e)[1] + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
+    cv2.putText(img, "step %d" % s0, (left, h - 15), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
+    cv2.putText(img, "step %d" % s1, (right - 90, h - 15), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
+    cv2.putText(img, "validation EPE", (w // 2 - 60, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1)
+    for i, (name, pts) in enumerate(series):
+        color = tuple(int(c) for c in cv2.cvtColor(np.uint8([[[int(180 * i / len(series)), 255, 200]]]),
+                                                   cv2.COLOR_HSV2RGB)[0, 0])
+        pix = np.array([xy(s, e) for s, e in pts], np.int32)
+        cv2.polylines(img, [pix], False, color, 2)
+        for p in pix:
+            cv2.circle(img, tuple(int(v) for v in p), 3, color, -1)
+        cv2.putText(img, name[:40], (left + 10, top + 18 * (i + 1)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, color, 1)
+    flowio.write_image(path, img)
+    return path
+
+
+def collect(paths: List[str], out: str) -> List[Dict[str, object]]:
+    """Write results.md, results.csv and val_epe.png into ``out``; return the rows."""
+    runs = find_runs(paths)
+    if not runs:
+        raise UserError("no metrics.json found under %s" % ", ".join(paths))
+    rows = [summarize(r) for r in runs]
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "results.md"), "w") as fh:
+        fh.write(markdown(rows, os.path.abspath(out)))
+    with open(os.path.join(out, "results.csv"), "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(COLUMNS)
+        for r in rows:
+            writer.writerow([r[c] if r[c] is not None else "" for c in COLUMNS])
+    plot(rows, os.path.join(out, "val_epe.png"))
+    return rows
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(prog="python -m pwcflow.results", description=__doc__.splitlines()[0])
+    parser.add_argument("paths", nargs="+", help="run dirs or folders holding them (e.g. outputs/)")
+    parser.add_argument("--out", default=None, help="where to write results.md/.csv/val_epe.png (default: first path)")
+    args = parser.parse_args(argv)
+    try:
+        rows = collect(args.paths, args.out or args.paths[0])
+    except UserError as exc:
+        print("error: %s" % exc, file=sys.stderr)
+        sys.exit(1)
+    out = args.out or args.paths[0]
+    print(open(os.path.join(out, "results.md")).read())
+    print("%d runs -> %s" % (len(rows), os.path.join(out, "results.md")))
+
+
+if __name__ == "__main__":
+    main()
