@@ -4,8 +4,8 @@
 
 Each run is a fresh process training the same small conv net through ``pwcflow.runtime.distribute``; the
 table and benchmarks/results/bench_distribute-<tf>.json give samples/s. CPU collectives go through gRPC on
-one machine whose cores both workers share, so expect 2 workers to be slower than one process here: the
-point is the engine's overhead, not a speed-up (that needs separate machines or GPUs).
+one machine whose cores both workers share, so this shows the engine's overhead, not a speed-up (that needs
+separate machines or GPUs); on a small shared VM the ratio is noisy from run to run.
 """
 
 import argparse
