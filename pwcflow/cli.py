@@ -1,6 +1,7 @@
 """What every entry point shares: Hydra wiring, the ModelArts argv shim, one-line user errors."""
 
 import functools
+import os
 import re
 import sys
 from typing import Callable, Dict, List
@@ -10,6 +11,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 from pwcflow.errors import UserError
+
+CONF_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf")
 
 # ModelArts appends ``--data_url=obs://...`` style flags, which Hydra rejects; map them to keys.
 MODELARTS_FLAGS: Dict[str, str] = {"data_url": "dataset.root", "train_url": "storage.output_url"}
@@ -65,7 +68,7 @@ def entry(config_name: str) -> Callable:
 
         def main() -> None:
             sys.argv = modelarts_argv(sys.argv)
-            hydra.main(config_path="../conf", config_name=config_name, version_base="1.3")(guarded)()
+            hydra.main(config_path=CONF_DIR, config_name=config_name, version_base="1.3")(guarded)()
 
         main.run = fn
         return main

@@ -194,7 +194,8 @@ def main(cfg: DictConfig) -> None:
                    max_flow=cfg.max_flow, progress=bool(cfg.progress))
     log.info("evaluating %s (%s) on %s split %s (%s): %d pairs", prefix, spec.name, ds.name, split, ROLES[split],
              len(samples))
-    predictor = FlowPredictor(spec, prefix, device.session_config(cfg.device))
+    device.prepare(cfg.device)
+    predictor = FlowPredictor(spec, prefix, device.session_config(cfg.device, training=False))
     try:
         outcome = evaluate(predictor, samples, opts, needs_gt=split != "test", passes=ds.passes)
     finally:

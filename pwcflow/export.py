@@ -34,7 +34,7 @@ from pwcflow import cli, config
 from pwcflow.errors import UserError
 from pwcflow.model.pwcnet import ModelSpec
 from pwcflow.predictor import FlowPredictor
-from pwcflow.runtime import checkpoint, device
+from pwcflow.runtime import checkpoint, device, storage
 from pwcflow.tf1 import tf
 
 log = logging.getLogger("pwcflow.export")
@@ -124,9 +124,10 @@ def main(cfg: DictConfig) -> None:
         raise UserError("bad setting format=%s: must be one of %s" % (fmt, ", ".join(FORMATS)))
     spec = config.model_spec(cfg.model)
     shape = input_shape(cfg.batch, cfg.height, cfg.width, spec.multiple)
-    prefix = checkpoint.resolve(str(cfg.ckpt))
+    device.prepare(cfg.device)
+    prefix = checkpoint.resolve(storage.localize(str(cfg.ckpt), cfg.storage, "checkpoint"))
     out_dir = _run_dir(cfg.out)
-    predictor = build(spec, prefix, shape, device.session_config(cfg.device))
+    predictor = build(spec, prefix, shape, device.session_config(cfg.device, training=False))
     stem = "pwcnet_%s_%s" % (spec.name, "x".join("N" if d is None else str(d) for d in shape[:1] + shape[2:4]))
     if fmt == "pb":
         path = write_pb(predictor, os.path.join(out_dir, stem + ".pb"))

@@ -18,12 +18,13 @@ def main(cfg: DictConfig) -> None:
     """Predict the flow from img1 to img2 and write it as .flo (and optionally a picture)."""
     cli.require(cfg, "ckpt", "img1", "img2", "out")
     spec = config.model_spec(cfg.model)
+    device.prepare(cfg.device)
     img1, img2 = flowio.read_image(str(cfg.img1)), flowio.read_image(str(cfg.img2))
     if img1.shape != img2.shape:
         raise UserError("images differ in size: %s is %dx%d, %s is %dx%d"
                         % (cfg.img1, img1.shape[1], img1.shape[0], cfg.img2, img2.shape[1], img2.shape[0]))
     prefix = checkpoint.resolve(str(cfg.ckpt))
-    predictor = FlowPredictor(spec, prefix, device.session_config(cfg.device))
+    predictor = FlowPredictor(spec, prefix, device.session_config(cfg.device, training=False))
     flow = predictor.predict(img1, img2)
     predictor.close()
     flowio.write_flo(str(cfg.out), flow)

@@ -120,7 +120,7 @@ class Trainer:
             init = tf.global_variables_initializer()
         self.graph.finalize()
         self.sess = tf.Session(engine.target, graph=self.graph,
-                               config=device.session_config(cfg.device, engine if engine.size > 1 else None))
+                               config=device.session_config(cfg.device, engine))
         self.sess.run(init)
         for hook in hooks:
             hook.after_create_session(self.sess, None)
