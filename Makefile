@@ -30,7 +30,7 @@ $(S3RVER):
 	else echo "WARNING: npm not found: the OBS storage tests use moto_server and skip the restart test"; fi
 
 demo: install
-	.venv/bin/python -m pwcflow.train
+	.venv/bin/python -m pwcflow.train experiment=demo
 
 test: test311 test37
 
