@@ -311,3 +311,15 @@ def test_bad_split_and_spec_from_plain_mapping():
     assert isinstance(spec, DatasetSpec) and len(build(spec, "train")) == 2
     with pytest.raises(UserError, match="unknown split 'validation'"):
         build(spec, "validation")
+
+
+@pytest.mark.parametrize("override, key", [
+    ("+dataset.scale=half", "dataset.scale"),
+    ("+dataset.train_size=2.5", "dataset.train_size"),
+    ("dataset.crop=[a,b]", "dataset.crop"),
+    ("dataset.passes=clean", "dataset.passes"),
+    ("dataset.augment.translate=[x,0.05]", "dataset.augment.translate"),
+])
+def test_wrong_types_name_the_key(override, key):
+    with pytest.raises(UserError, match=key.replace(".", r"\.")):
+        spec_for("sintel_clean", "/x", override)

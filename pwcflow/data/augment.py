@@ -41,15 +41,24 @@ def augment_spec(block: Mapping[str, Any], prefix: str = "dataset.augment") -> A
     for key in block:
         if key not in known:
             raise UserError("unknown setting %s.%s (known: %s)" % (prefix, key, ", ".join(sorted(known))))
-    spec = AugmentSpec(**{k: (tuple(v) if isinstance(v, (list, tuple)) else v) for k, v in block.items()})
 
     def bad(key: str, why: str) -> UserError:
         return UserError("bad setting %s.%s: %s" % (prefix, key, why))
 
+    for key, value in block.items():
+        if key == "mode":
+            continue
+        try:
+            block[key] = tuple(float(v) for v in value) if key in ("translate", "scale") else float(value)
+        except (TypeError, ValueError):
+            raise bad(key, "must be %s, got %r" % ("[probability, fraction]" if key in ("translate", "scale")
+                                                  else "a probability", value)) from None
+    spec = AugmentSpec(**block)
+
     if spec.mode not in MODES:
         raise bad("mode", "must be one of %s, got %r" % (MODES, spec.mode))
     for key in ("fliplr", "flipud"):
-        if not isinstance(getattr(spec, key), (int, float)) or not 0.0 <= getattr(spec, key) <= 1.0:
+        if not 0.0 <= getattr(spec, key) <= 1.0:
             raise bad(key, "must be a probability in [0, 1]")
     for key in ("translate", "scale"):
         pair = getattr(spec, key)

@@ -100,14 +100,42 @@ def spec_from_config(cfg: Any) -> DatasetSpec:
         if not raw.get(key):
             raise UserError("dataset.%s is not set" % key)
     raw["augment"] = augment_spec(raw.get("augment") or {})
-    for key in ("crop", "passes", "val_scenes", "size"):
-        if key in raw:
-            if not isinstance(raw[key], (list, tuple)):
-                raise _bad(key, "must be a list, got %r" % (raw[key],))
-            raw[key] = tuple(raw[key])
+    for key, value in list(raw.items()):
+        if key in _TYPES and value is not None:
+            raw[key] = _coerce(key, value, *_TYPES[key])
     spec = DatasetSpec(**raw)
     _validate(spec)
     return spec
+
+
+# key -> (element type, is a list): values are converted, and a value of the wrong type names its key.
+_TYPES = {"name": (str, False), "kind": (str, False), "root": (str, False), "eval_split": (str, False),
+          "gt": (str, False), "chairs_dir": (str, False), "things_dir": (str, False), "split_file": (str, False),
+          "scale": (float, False), "val_fraction": (float, False), "max_motion": (float, False),
+          "split_seed": (int, False), "train_size": (int, False), "val_size": (int, False), "seed": (int, False),
+          "crop": (int, True), "size": (int, True), "passes": (str, True), "val_scenes": (str, True)}
+
+
+def _coerce(key: str, value: Any, kind: type, is_list: bool) -> Any:
+    if is_list != isinstance(value, (list, tuple)):
+        raise _bad(key, "must be %s, got %r" % ("a list" if is_list else "a single value", value))
+    try:
+        if is_list:
+            return tuple(_one(kind, v) for v in value)
+        return _one(kind, value)
+    except (TypeError, ValueError):
+        raise _bad(key, "must be of type %s, got %r" % (kind.__name__, value)) from None
+
+
+def _one(kind: type, value: Any) -> Any:
+    if isinstance(value, (bool, dict, list, tuple)):
+        raise TypeError(value)
+    if kind is int:
+        number = float(value)
+        if number != int(number):
+            raise ValueError(value)
+        return int(number)
+    return kind(value)
 
 
 def _validate(s: DatasetSpec) -> None:
