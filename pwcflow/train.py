@@ -111,9 +111,9 @@ class Trainer:
                 self.flow_val, _ = pwcnet(self.x_val, self.spec)
             self.model_vars = checkpoint.model_variables()
             self.saver = tf.train.Saver(max_to_keep=None)
-            self.best_saver = tf.train.Saver(var_list={v.op.name: v for v in self.model_vars + [self.step]},
-                                             max_to_keep=None)
-            self.init_saver = tf.train.Saver(var_list={v.op.name: v for v in self.model_vars})
+            step_vars = [v for v in tf.global_variables() if v.op.name == "global_step"]
+            self.best_saver = tf.train.Saver(var_list=self.model_vars + step_vars, max_to_keep=None)
+            self.init_saver = tf.train.Saver(var_list=self.model_vars)
             hooks = engine.hooks()
             for hook in hooks:
                 hook.begin()
