@@ -30,7 +30,13 @@ def test_train_runs_and_writes_run_dir(tmp_path):
     assert [h["step"] for h in metrics["history"]] == [3, 6]
     assert _ckpt_steps(run) == [3, 6]
     assert (run / "checkpoints" / "best" / "checkpoint").exists()
-    assert list((run / "tb").glob("events.out.tfevents.*"))
+    events = list((run / "tb").glob("events.out.tfevents.*"))
+    assert events
+    from pwcflow.tf1 import tf
+
+    tags = {v.tag for e in tf.train.summary_iterator(str(events[0])) for v in e.summary.value}
+    assert {"train/loss", "train/epe", "train/lr", "val/epe", "perf/pairs_per_sec",
+            "train/frame1_prediction_groundtruth"} <= tags
     lines = [ln for ln in proc.stdout.splitlines() if "[Train]:" in ln]
     assert len(lines) == 3
     fields = lines[-1].split()
