@@ -216,7 +216,7 @@ class Trainer:
     def run(self) -> None:
         """Train to ``train.iterations``, resuming if possible; Ctrl-C/SIGTERM save and exit."""
         latest = self.initial_step()
-        start = int(latest.rsplit("-", 1)[1]) if latest else 0
+        start = checkpoint.step_of(latest) if latest else 0
         self.build(start)
         self.restore(latest)
         start = int(self.sess.run(self.step))
@@ -236,8 +236,7 @@ class Trainer:
                 out = self.sess.run(fetch)
                 step += 1
                 if not np.isfinite(out[1]):
-                    raise UserError("loss became %s at step %d: stopped; the last good checkpoint is in %s"
-                                    % (out[1], step, self.ckpt_dir))
+                    raise self._diverged(out[1], step)
                 window.append(tuple(out[1:6]))
                 bar.update(1)
                 if step % int(t.display_interval) == 0 or step == total:
@@ -276,6 +275,12 @@ class Trainer:
         print("done: %d steps, val_epe=%s, train_split_epe=%s, best=%s at step %s, run dir %s"
               % (step, _fmt(m.get("val_epe")), _fmt(m.get("train_split_epe")), _fmt(m.get("best_epe")),
                  m.get("best_step"), self.run_dir))
+
+    def _diverged(self, loss: float, step: int) -> UserError:
+        """The loss of ``step`` came from the weights of ``step - 1``: drop checkpoints from then on."""
+        kept = checkpoint.discard_after(self.ckpt_dir, step - 2) if self.engine.is_chief else None
+        return UserError("loss became %s at step %d: stopped; last good checkpoint: %s"
+                         % (loss, step, kept or "none (lower the learning rate or check the data)"))
 
     def _on_sigterm(self, signum, frame) -> None:
         self._stop = True

@@ -84,3 +84,37 @@ def test_bad_overrides_fail_before_graph(override, needle, tmp_path):
     assert needle in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "outputs" / "train").exists() or not list((tmp_path / "outputs").rglob("*.index"))
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    proc = run_module("pwcflow.train", *TINY, "train.iterations=50", "train.save_interval=1", "train.val_interval=1000",
+                      "optimizer.name=sgd", "lr_schedule.boundaries=[1000]", "lr_schedule.rates=[1.0e12,1.0]",
+                      "run_name=nan", cwd=tmp_path)
+    assert proc.returncode == 1
+    line = [ln for ln in proc.stderr.splitlines() if ln.startswith("error: ")][0]
+    assert "loss became" in line and "Traceback" not in proc.stderr
+    step = int(line.split(" at step ")[1].split(":")[0])
+    run = tmp_path / "outputs" / "train" / "nan"
+    steps = _ckpt_steps(run) if (run / "checkpoints").is_dir() else []
+    assert all(s <= step - 2 for s in steps)  # the weights that produced the NaN loss are not kept
+    if steps:
+        assert "pwcnet.ckpt-%d" % steps[-1] in line
+        assert 'model_checkpoint_path: "pwcnet.ckpt-%d"' % steps[-1] in (run / "checkpoints" / "checkpoint").read_text()
+
+
+def test_ctrl_c_saves_a_checkpoint(tmp_path):
+    args = TINY + ["train.iterations=1000", "train.save_interval=1000", "train.val_interval=1000", "run_name=int"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "pwcflow.train"] + args, cwd=str(tmp_path), env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    deadline = time.time() + 300
+    for line in proc.stdout:  # wait until training is under way
+        if "[Train]:" in line or time.time() > deadline:
+            break
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err[-2000:]
+    assert "interrupted at step" in err and "Traceback" not in err
+    run = tmp_path / "outputs" / "train" / "int"
+    steps = _ckpt_steps(run)
+    assert steps and steps[-1] >= 2 and steps[-1] == int(err.split("interrupted at step ")[1].split(":")[0])

@@ -1,9 +1,10 @@
 """Graph building blocks of PWC-Net, written with ``tf.compat.v1`` only (TF 1.15 and TF 2.x).
 
 Numerics follow tfoptflow exactly (see ``shared/notes/tfoptflow-compat.md``). Two formulations
-exist for the cost volume and the warp: ``fused`` (default, few large ops) and ``reference``
-(tfoptflow's own: 81 slice/multiply/mean ops, four separate gathers), kept for benchmarks and
-parity tests. Both compute the same numbers.
+exist for the cost volume and the warp: ``fused`` (default: 9 blocked batched matmuls for the cost
+volume, one gather for the warp) and ``reference`` (tfoptflow's own: 81 slice/multiply/mean ops, four
+separate gathers), kept for benchmarks and parity tests. Both compute the same numbers up to float32
+summation order (``docs/performance.md`` has the measurements).
 """
 
 from typing import Tuple
@@ -72,15 +73,23 @@ def _times2(n):
     return None if n is None else 2 * n
 
 
+COSTVOL_IMPLS = ("fused", "reference", "patches")
+COSTVOL_BLOCK = 16  # columns per block of the fused cost volume (>= 2 * search range)
+
+
 def cost_volume(c1: tf.Tensor, c2: tf.Tensor, search_range: int = 4, impl: str = "fused", name: str = None):
     """Partial cost volume: channel ``(2r+1)*dy + dx`` = mean_c(c1 * c2 shifted by (dy-r, dx-r)).
 
     ``c2`` is zero-padded by ``r``; the result goes through leaky ReLU 0.1 (as tfoptflow).
-    ``fused`` gathers all (2r+1)^2 shifted copies with one ``extract_image_patches`` op;
-    ``reference`` is tfoptflow's chain of (2r+1)^2 slice/multiply/mean ops.
+    ``fused``: blocked batched matmuls, one per vertical offset (see ``_cost_volume_matmul``);
+    ``reference``: tfoptflow's chain of (2r+1)^2 slice/multiply/mean ops;
+    ``patches``: all (2r+1)^2 shifted copies from one ``extract_image_patches`` op (slow on CPU, kept for
+    comparison). All three compute the same numbers up to float32 summation order (~1e-7 relative).
     """
     r = search_range
     d = 2 * r + 1
+    if impl == "fused":
+        return leaky_relu(_cost_volume_matmul(c1, c2, r), name=name)
     padded = tf.pad(c2, [[0, 0], [r, r], [r, r], [0, 0]])
     if impl == "reference":
         h, w = tf.shape(c1)[1], tf.shape(c1)[2]
@@ -90,7 +99,7 @@ def cost_volume(c1: tf.Tensor, c2: tf.Tensor, search_range: int = 4, impl: str =
                 shifted = tf.slice(padded, [0, dy, dx, 0], [-1, h, w, -1])
                 costs.append(tf.reduce_mean(c1 * shifted, axis=3, keepdims=True))
         cv = tf.concat(costs, axis=3)
-    elif impl == "fused":
+    elif impl == "patches":
         ch = c1.get_shape().as_list()[-1]
         patches = tf.image.extract_patches(
             padded, sizes=[1, d, d, 1], strides=[1, 1, 1, 1], rates=[1, 1, 1, 1], padding="VALID"
@@ -101,13 +110,53 @@ def cost_volume(c1: tf.Tensor, c2: tf.Tensor, search_range: int = 4, impl: str =
         patches = tf.reshape(patches, tf.stack([shape[0], shape[1], shape[2], d * d, ch]))
         cv = tf.reduce_mean(patches * tf.expand_dims(c1, 3), axis=4)
     else:
-        raise ValueError("unknown cost volume implementation %r" % impl)
+        raise ValueError("unknown cost volume implementation %r (one of %s)" % (impl, COSTVOL_IMPLS))
     return leaky_relu(cv, name=name)
+
+
+def _cost_volume_matmul(c1: tf.Tensor, c2: tf.Tensor, r: int, block: int = COSTVOL_BLOCK) -> tf.Tensor:
+    """The cost volume (before leaky ReLU) as (2r+1) batched matmuls over blocks of ``t`` columns.
+
+    Per row and block, the ``t`` feature vectors of ``c1`` are multiplied with the ``t + 2r`` vectors of
+    the zero-padded ``c2`` they can see at one vertical offset: a [t, C] x [C, t + 2r] matmul whose
+    diagonal band ``m[i, i + dx]`` holds the 2r+1 horizontal offsets. The band is read with a reshape
+    ("skew": pad each row by one, so column ``dx`` of the re-shaped matrix is ``m[i, i + dx]``). Matmuls
+    do (t + 2r)/(2r+1) times the multiply-adds of the direct sum, but at GEMM speed and with only plain
+    ops (pad, reshape, slice, concat, matmul), whose gradients are cheap too.
+    """
+    d = 2 * r + 1
+    t = max(int(block), 2 * r)
+    ch = c1.get_shape().as_list()[-1]
+    shape = tf.shape(c1)
+    b, h, w = shape[0], shape[1], shape[2]
+    nb = (w + t - 1) // t
+    wp = nb * t
+    # c1 (pre-divided by C: the mean) in blocks of t columns, zero-padded on the right to a multiple of t
+    a = tf.pad(c1 * (1.0 / ch), tf.stack([[0, 0], [0, 0], [0, wp - w], [0, 0]]))
+    a = tf.reshape(a, tf.stack([b, h, nb, t, ch]))
+    # c2 padded by r like the reference (plus zeros on the right); block j's window = its t columns + 2r more
+    c2p = tf.pad(c2, tf.stack([[0, 0], [r, r], [r, wp - w + t - r], [0, 0]]))
+    blocks = tf.reshape(c2p, tf.stack([b, h + 2 * r, nb + 1, t, ch]))
+    win = tf.concat([tf.slice(blocks, [0, 0, 0, 0, 0], tf.stack([-1, -1, nb, -1, -1])),
+                     tf.slice(blocks, [0, 0, 1, 0, 0], tf.stack([-1, -1, nb, 2 * r, -1]))], axis=3)
+    lead = tf.stack([b, h, nb])
+    rows = []
+    for dy in range(d):
+        rows_dy = tf.slice(win, [0, dy, 0, 0, 0], tf.stack([-1, h, -1, -1, -1]))
+        m = tf.matmul(a, rows_dy, transpose_b=True)  # [b, h, nb, t, t + 2r]
+        flat = tf.pad(tf.reshape(m, tf.concat([lead, [t * (t + 2 * r)]], 0)), [[0, 0], [0, 0], [0, 0], [0, t]])
+        skew = tf.reshape(flat, tf.concat([lead, [t, t + d]], 0))
+        rows.append(tf.slice(skew, [0, 0, 0, 0, 0], [-1, -1, -1, -1, d]))  # [b, h, nb, t, d]: dx
+    cv = tf.reshape(tf.concat(rows, axis=4), tf.stack([b, h, wp, d * d]))  # channel = d * dy + dx
+    cv = tf.slice(cv, [0, 0, 0, 0], tf.stack([-1, -1, w, -1]))
+    cv.set_shape(c1.get_shape()[:3].concatenate([d * d]))
+    return cv
 
 
 def _bilinear_setup(size: tf.Tensor, q: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
     """Clamped floor index and clamped fraction along one axis (tf.contrib dense_image_warp rule)."""
     max_floor = tf.cast(size - 2, q.dtype)
+    q = tf.where(tf.is_finite(q), q, tf.zeros_like(q))  # NaN/Inf flow must not become a wild gather index
     floor = tf.minimum(tf.maximum(0.0, tf.floor(q)), max_floor)
     alpha = tf.minimum(tf.maximum(0.0, q - floor), 1.0)
     return tf.cast(floor, tf.int32), tf.expand_dims(alpha, -1)
@@ -133,9 +182,9 @@ def warp(image: tf.Tensor, flow: tf.Tensor, impl: str = "fused", name: str = Non
         base = tf.reshape(tf.range(b) * h * w, [-1, 1])
         corners = [(y0, x0), (y0, x0 + 1), (y0 + 1, x0), (y0 + 1, x0 + 1)]
         if impl == "fused":
-            idx = tf.stack([base + yy * w + xx for yy, xx in corners], axis=2)
-            vals = tf.reshape(tf.gather(flat, idx), tf.stack([b, h * w, 4, c]))
-            tl, tr, bl, br = vals[:, :, 0], vals[:, :, 1], vals[:, :, 2], vals[:, :, 3]
+            idx = tf.stack([base + yy * w + xx for yy, xx in corners], axis=0)  # corner axis first: unstack is cheap
+            vals = tf.reshape(tf.gather(flat, idx), tf.stack([4, b, h * w, c]))
+            tl, tr, bl, br = tf.unstack(vals, num=4, axis=0)
         elif impl == "reference":
             tl, tr, bl, br = [
                 tf.reshape(tf.gather(flat, base + yy * w + xx), tf.stack([b, h * w, c])) for yy, xx in corners

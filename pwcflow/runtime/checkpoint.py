@@ -111,6 +111,32 @@ def save_atomic(sess: tf.Session, saver: tf.train.Saver, ckpt_dir: str, step: in
     return final_prefix
 
 
+def step_of(prefix: str) -> int:
+    """The global step in a checkpoint prefix such as ``.../pwcnet.ckpt-1000``."""
+    return int(prefix.rsplit("-", 1)[1])
+
+
+def discard_after(ckpt_dir: str, step: int) -> Optional[str]:
+    """Delete checkpoints newer than ``step`` and point ``checkpoint`` at the newest left (returned)."""
+    state = tf.train.get_checkpoint_state(ckpt_dir)
+    if not state:
+        return None
+    prefixes = [p if os.path.isabs(p) else os.path.join(ckpt_dir, p) for p in state.all_model_checkpoint_paths]
+    keep = [p for p in prefixes if step_of(p) <= step]
+    for bad in prefixes:
+        if bad not in keep:
+            for fname in os.listdir(ckpt_dir):
+                if fname.startswith(os.path.basename(bad) + "."):
+                    os.remove(os.path.join(ckpt_dir, fname))
+    if not keep:
+        os.remove(os.path.join(ckpt_dir, "checkpoint"))
+        return None
+    lines = ['model_checkpoint_path: "%s"' % os.path.basename(keep[-1])]
+    lines += ['all_model_checkpoint_paths: "%s"' % os.path.basename(p) for p in keep]
+    write_text_atomic(os.path.join(ckpt_dir, "checkpoint"), "\n".join(lines) + "\n")
+    return keep[-1]
+
+
 def _write_state(ckpt_dir: str, newest: str, keep: Optional[int]) -> None:
     """Update the ``checkpoint`` state file atomically and drop checkpoints beyond ``keep``."""
     state = tf.train.get_checkpoint_state(ckpt_dir)
