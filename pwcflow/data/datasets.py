@@ -14,7 +14,7 @@ import functools
 import math
 import os
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import cv2
@@ -344,13 +344,9 @@ def _chairsthingsmix(spec: DatasetSpec, split: str) -> List[Sample]:
     if split == "test":
         raise _no_test(spec)
     root = _root(spec)
-    chairs = DatasetSpec(**dict(_fields(spec), kind="flyingchairs", root=os.path.join(root, spec.chairs_dir)))
-    things = DatasetSpec(**dict(_fields(spec), kind="flyingthings3d", root=os.path.join(root, spec.things_dir)))
+    chairs = replace(spec, kind="flyingchairs", root=os.path.join(root, spec.chairs_dir))
+    things = replace(spec, kind="flyingthings3d", root=os.path.join(root, spec.things_dir))
     return _flyingchairs(chairs, split) + _flyingthings3d(things, split)
-
-
-def _fields(spec: DatasetSpec) -> Dict[str, Any]:
-    return {f.name: getattr(spec, f.name) for f in fields(spec)}
 
 
 def _sintel(spec: DatasetSpec, split: str) -> List[Sample]:
