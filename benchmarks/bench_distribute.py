@@ -12,12 +12,10 @@ import argparse
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import List
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,19 +65,12 @@ def worker(args: argparse.Namespace) -> dict:
             "sec_per_step": seconds / args.steps, "global_batch": args.batch * engine.size}
 
 
-def _free_ports(n: int) -> List[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 def launch(args: argparse.Namespace, workers: int, batch: int, threads: int) -> dict:
     """Run one configuration in fresh processes; the chief's timing (all workers run in lockstep)."""
-    ports = ",".join(str(p) for p in _free_ports(workers)) if workers > 1 else ""
+    sys.path.insert(0, str(ROOT))
+    from pwcflow.runtime import distribute
+
+    ports = ",".join(str(p) for p in distribute.free_ports(workers)) if workers > 1 else ""
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.pop("TF_CONFIG", None)
     common = [sys.executable, __file__, "--worker", "--steps", str(args.steps), "--warmup", str(args.warmup),

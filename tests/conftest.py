@@ -39,3 +39,12 @@ def run_module(module: str, *overrides: str, cwd=None, env=None, timeout: int = 
     full_env["PYTHONPATH"] = str(ROOT) + os.pathsep + full_env.get("PYTHONPATH", "")
     return subprocess.run([sys.executable, "-m", module] + list(overrides), cwd=str(cwd or ROOT),
                           env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+def error_line(proc) -> str:
+    """Assert a command failed the way users should see it (exit 1, one ``error:`` line, no traceback)."""
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error: ")]
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    assert len(lines) == 1, proc.stderr[-2000:]
+    return lines[0]

@@ -74,18 +74,8 @@ def train(workers: List[str], rank: int, seed: int, mixed: bool = False) -> Dict
     return out
 
 
-def _free_ports(n: int) -> List[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 def _run_workers(tmp_path: Path, mixed: bool) -> List[Dict[str, np.ndarray]]:
-    ports = ",".join(str(p) for p in _free_ports(2))
+    ports = ",".join(str(p) for p in distribute.free_ports(2))
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.pop("TF_CONFIG", None)
     procs = [subprocess.Popen([sys.executable, __file__, str(r), ports, str(tmp_path / ("w%d.npz" % r))]
@@ -168,7 +158,7 @@ def test_busy_port_is_one_sentence(monkeypatch):
     busy.bind(("127.0.0.1", 0))
     busy.listen(1)
     try:
-        dev = _dev(["127.0.0.1:%d" % busy.getsockname()[1], "127.0.0.1:%d" % _free_ports(1)[0]], 0)
+        dev = _dev(["127.0.0.1:%d" % busy.getsockname()[1], "127.0.0.1:%d" % distribute.free_ports(1)[0]], 0)
         with pytest.raises(UserError, match="port free"):
             distribute.create(dev)
     finally:

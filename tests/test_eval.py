@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import run_module
+from conftest import error_line, run_module
 from layouts import make_sintel
 
 from pwcflow.data import flowio
@@ -111,14 +111,6 @@ def test_sintel_test_export_layout(sintel, ref_dir, tmp_path):
     assert m["flo_dir"] == str(flo)
 
 
-def _error_line(proc):
-    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error: ")]
-    assert proc.returncode == 1, proc.stderr[-2000:]
-    assert "Traceback" not in proc.stderr
-    assert len(lines) == 1, proc.stderr[-2000:]
-    return lines[0]
-
-
 @pytest.mark.parametrize("case,needle", [
     ("missing_ckpt", "checkpoint not found"),
     ("variant", "set model=sm-6-2"),
@@ -144,7 +136,7 @@ def test_eval_bad_inputs(case, needle, sintel, ref_dir, tmp_path):
         del args["dataset.root"]
     out = tmp_path / "out"
     proc = run_module("pwcflow.eval", *["%s=%s" % kv for kv in args.items()], "out=%s" % out, cwd=tmp_path)
-    assert needle in _error_line(proc)
+    assert needle in error_line(proc)
     assert not (out / "metrics.json").exists()
 
 

@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import run_module
+from conftest import error_line, run_module
 
 from pwcflow.export import INPUT_NAME, OUTPUT_NAME, input_shape
 from pwcflow.model.pwcnet import ModelSpec
@@ -100,14 +100,6 @@ def test_input_shape_checks():
         input_shape(0, 448, 1024)
 
 
-def _error_line(proc):
-    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error: ")]
-    assert proc.returncode == 1, proc.stderr[-2000:]
-    assert "Traceback" not in proc.stderr
-    assert len(lines) == 1, proc.stderr[-2000:]
-    return lines[0]
-
-
 @pytest.mark.parametrize("case,needle", [
     ("missing", "checkpoint not found"),
     ("variant", "set model=sm-6-2"),
@@ -129,5 +121,5 @@ def test_export_bad_inputs(case, needle, ref_dir, tmp_path):
         del args["ckpt"]
     proc = run_module("pwcflow.export", *["%s=%s" % kv for kv in args.items()], "out=%s" % (tmp_path / "o"),
                       cwd=tmp_path)
-    assert needle in _error_line(proc)
+    assert needle in error_line(proc)
     assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())

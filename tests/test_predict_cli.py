@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import run_module
+from conftest import error_line, run_module
 
 from pwcflow.data import flowio
 
@@ -19,14 +19,6 @@ def frames(tmp_path_factory):
     flowio.write_image(str(d / "big.png"), rng.randint(0, 255, (80, 90, 3), dtype=np.uint8))
     (d / "junk.png").write_bytes(b"not a png at all")
     return d
-
-
-def _error_line(proc):
-    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error: ")]
-    assert proc.returncode == 1, proc.stderr[-2000:]
-    assert "Traceback" not in proc.stderr
-    assert len(lines) == 1, proc.stderr[-2000:]
-    return lines[0]
 
 
 def test_predict_writes_flo_and_picture(frames, ref_dir, tmp_path):
@@ -60,6 +52,6 @@ def test_predict_bad_inputs(case, needle, frames, ref_dir, tmp_path):
         args["model"] = "lg-6-2"
     out = tmp_path / "out.flo"
     proc = run_module("pwcflow.predict", *["%s=%s" % kv for kv in args.items()], "out=%s" % out, cwd=tmp_path)
-    assert needle in _error_line(proc)
+    assert needle in error_line(proc)
     assert not out.exists()
     assert not [f for f in os.listdir(str(tmp_path)) if f.startswith(".tmp")]

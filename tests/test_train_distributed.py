@@ -8,22 +8,12 @@ import pytest
 from conftest import ROOT
 from test_train import TINY
 
-
-def _free_ports(n):
-    import socket
-
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
+from pwcflow.runtime import distribute
 
 
 @pytest.mark.slow
 def test_two_workers_train_in_lock_step(tmp_path):
-    workers = "[%s]" % ",".join("127.0.0.1:%d" % p for p in _free_ports(2))
+    workers = "[%s]" % ",".join("127.0.0.1:%d" % p for p in distribute.free_ports(2))
     args = TINY + ["train.iterations=4", "train.save_interval=2", "train.val_interval=4",
                    "device.distribute.workers=%s" % workers]
     env = dict(os.environ, PYTHONPATH=str(ROOT))

@@ -249,3 +249,16 @@ def create(dev: DictConfig, dist: Optional[DictConfig] = None) -> Engine:
         return _hccl_from_env(dist)
     cluster = cluster_from(dist)
     return Engine() if cluster is None else CollectiveEngine(dev, cluster, communication)
+
+
+def free_ports(n: int) -> List[int]:
+    """``n`` free TCP ports on 127.0.0.1, for local multi-worker runs (tests, benchmarks)."""
+    import socket
+
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
