@@ -1,0 +1,227 @@
+"""Shared helpers of the benchmarks: machine description, matmul peak, interleaved timing, peak memory, output.
+
+Benchmarks import it as ``import common`` (``benchmarks/`` is ``sys.path[0]`` when a script there runs).
+Timings on a shared machine drift with other processes' load, so compared variants are timed in
+interleaved rounds (A, B, A, B, ...) and reported as medians, with the load average beside them.
+"""
+
+import contextlib
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+for _p in (str(ROOT), str(ROOT / "tests")):
+    if _p not in sys.path:
+        sys.path.insert(1, _p)
+
+
+def cpu_model() -> str:
+    """``lscpu``'s model name (``/proc/cpuinfo`` as a fallback)."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        m = re.search(r"^Model name:\s*(.+)$", out, re.M)
+        if m:
+            return m.group(1).strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    try:
+        m = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
+        return m.group(1).strip() if m else platform.processor() or platform.machine()
+    except OSError:
+        return platform.processor() or platform.machine()
+
+
+def gpu_names() -> List[str]:
+    """Names of the GPUs TensorFlow sees (empty on a CPU-only build or machine)."""
+    from pwcflow.tf1 import tf
+
+    try:
+        from tensorflow.python.client import device_lib
+
+        return [d.physical_device_desc for d in device_lib.list_local_devices() if d.device_type == "GPU"]
+    except Exception:  # noqa: BLE001 - informative only
+        return [str(d) for d in tf.config.experimental.list_physical_devices("GPU")]
+
+
+def machine() -> Dict[str, object]:
+    """What the figures were measured on: CPU model, cores, GPUs, Python and TensorFlow versions, load."""
+    from pwcflow.tf1 import TF_VERSION
+
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "gpus": gpu_names(), "python": platform.python_version(),
+            "tensorflow": TF_VERSION, "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
+            "loadavg": list(os.getloadavg())}
+
+
+def matmul_peak(config=None, n: int = 4096, runs: int = 5, device: Optional[str] = None) -> Dict[str, float]:
+    """Float32 GFLOP/s of an n x n x n matmul (2 n^3 flops) in a session with ``config``: the machine's usable peak."""
+    from pwcflow.tf1 import tf
+
+    with tf.Graph().as_default():
+        with tf.device(device) if device else contextlib.nullcontext():
+            a = tf.Variable(tf.random_uniform([n, n], seed=1))
+            b = tf.Variable(tf.random_uniform([n, n], seed=2))
+            # summing to a scalar keeps the result on the device and off the fetch path
+            c = tf.reduce_sum(tf.matmul(a, b))
+        with tf.Session(config=config) as sess:
+            sess.run(tf.global_variables_initializer())
+            sess.run(c)
+            times = []
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                sess.run(c)
+                times.append(time.perf_counter() - t0)
+    flops = 2.0 * n ** 3
+    return {"n": n, "runs": runs, "gflops_median": flops / float(np.median(times)) / 1e9,
+            "gflops_best": flops / min(times) / 1e9}
+
+
+def pwcnet_macs(spec, height: int, width: int) -> Dict[str, int]:
+    """Multiply-adds of one PWC-Net forward pass on a (padded) ``height`` x ``width`` pair, per part.
+
+    Counted from the layer shapes in ``pwcflow.model.pwcnet`` (both frames' pyramids; the cost volume as its
+    direct sum, (2r+1)^2 x C per pixel; the warp as 4 x C per pixel; transpose convs as input pixels x 16 x
+    in x out). lg-6-2 at 448x1024: 95.5 G (the issue's ~93 G counts one frame's 2.6 G pyramid).
+    """
+    from pwcflow.model import pwcnet as net
+
+    d = (2 * spec.search_range + 1) ** 2
+    parts = dict.fromkeys(("pyramid", "cost_volume", "warp", "estimator", "context", "upsample"), 0)
+    cin = 3
+    for lvl in range(1, spec.pyr_lvls + 1):
+        n, ch = (height >> lvl) * (width >> lvl), net.PYRAMID_CHANNELS[lvl - 1]
+        parts["pyramid"] += 2 * n * 9 * (cin * ch + 2 * ch * ch)
+        cin = ch
+    for lvl in range(spec.pyr_lvls, spec.flow_pred_lvl - 1, -1):
+        n, ch = (height >> lvl) * (width >> lvl), net.PYRAMID_CHANNELS[lvl - 1]
+        parts["cost_volume"] += n * d * ch
+        parts["warp"] += 0 if lvl == spec.pyr_lvls else n * 4 * ch
+        x = d if lvl == spec.pyr_lvls else d + ch + 4
+        for k in net.ESTIMATOR_CHANNELS:
+            parts["estimator"] += n * 9 * x * k
+            x = x + k if spec.dense else k
+        parts["estimator"] += n * 9 * x * 2
+        if lvl == spec.flow_pred_lvl or spec.context_all_levels:
+            c = x
+            for k in [k for k, _ in net.CONTEXT_LAYERS] + [2]:
+                parts["context"] += n * 9 * c * k
+                c = k
+        if lvl != spec.flow_pred_lvl:
+            parts["upsample"] += n * 16 * 2 * (2 + x)
+    parts["total"] = sum(parts.values())
+    return parts
+
+
+def interleaved(fns: Dict[str, Callable[[], object]], runs: int, warmup: int = 1) -> Dict[str, Dict[str, list]]:
+    """Time each callable ``runs`` times in interleaved rounds after ``warmup`` untimed calls each.
+
+    Returns ``{name: {"wall": [s...], "cpu": [process CPU s...], "first": s}}`` (``first``: the first warm-up
+    call, which includes one-off work such as XLA compilation).
+    """
+    out = {k: {"wall": [], "cpu": [], "first": None} for k in fns}
+    for i in range(warmup):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            if i == 0:
+                out[k]["first"] = time.perf_counter() - t0
+    for _ in range(runs):
+        for k, fn in fns.items():
+            t0, c0 = time.perf_counter(), time.process_time()
+            fn()
+            out[k]["wall"].append(time.perf_counter() - t0)
+            out[k]["cpu"].append(time.process_time() - c0)
+    return out
+
+
+def median(xs: Sequence[float]) -> float:
+    """Median of a non-empty sequence (float)."""
+    return float(np.median(np.asarray(xs, np.float64)))
+
+
+def paired_ratio(base: Sequence[float], ours: Sequence[float]) -> float:
+    """Median over rounds of base/ours: a speed-up that cancels load drift between rounds."""
+    return median([b / o for b, o in zip(base, ours)])
+
+
+def rss_mib() -> float:
+    """Current resident set size of this process (MiB)."""
+    return _status_kib("VmRSS") / 1024.0
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set size of this process since start or the last ``reset_peak_rss`` (MiB)."""
+    return _status_kib("VmHWM") / 1024.0
+
+
+def reset_peak_rss() -> bool:
+    """Reset the peak RSS to the current RSS (Linux ``clear_refs`` 5); False where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _status_kib(key: str) -> float:
+    try:
+        m = re.search(r"^%s:\s*(\d+)\s*kB" % key, Path("/proc/self/status").read_text(), re.M)
+        if m:
+            return float(m.group(1))
+    except OSError:
+        pass
+    import resource
+
+    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def gpu_peak_mib(device: str = "GPU:0") -> Optional[float]:
+    """Peak memory of TensorFlow's allocator on ``device`` (MiB), or None (no GPU / not supported)."""
+    try:
+        from pwcflow.tf1 import tf
+
+        return tf.config.experimental.get_memory_info(device)["peak"] / 2.0 ** 20
+    except Exception:  # noqa: BLE001 - not available on CPU or older TF
+        return None
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A Markdown table (floats as given: format them before)."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def write_json(name: str, payload: Dict[str, object]) -> Path:
+    """Save ``payload`` as ``benchmarks/results/<name>.json`` (git-ignored) and return the path."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / (name + ".json")
+    path.write_text(json.dumps(payload, indent=2, default=_plain) + "\n")
+    return path
+
+
+def _plain(o):
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def run_json(args: Sequence[str], timeout: Optional[float] = None) -> dict:
+    """Run ``python <args>`` in a fresh process and parse the JSON object on its last stdout line."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable] + list(args), capture_output=True, text=True, env=env, timeout=timeout)
+    if proc.returncode:
+        raise RuntimeError("%s failed (exit %d):\n%s" % (" ".join(args), proc.returncode, proc.stderr[-3000:]))
+    return json.loads(proc.stdout.strip().splitlines()[-1])
