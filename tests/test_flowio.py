@@ -25,10 +25,12 @@ def test_flo_round_trip(tmp_path):
 def test_flo_unknown_flow_is_invalid(tmp_path):
     flow = _flow()
     flow[2, 3] = 1e10
+    flow[4, 5, 1] = np.nan
     path = str(tmp_path / "u.flo")
     flowio.write_flo(path, flow)
     got, valid = flowio.read_flow(path)
-    assert valid[2, 3] == 0 and valid.sum() == 7 * 11 - 1 and np.all(got[2, 3] == 0)
+    assert valid[2, 3] == 0 and valid[4, 5] == 0 and valid.sum() == 7 * 11 - 2
+    assert np.all(got[2, 3] == 0) and np.all(got[4, 5] == 0) and np.isfinite(got).all()
 
 
 @pytest.mark.parametrize("channels", [3, 1])

@@ -99,8 +99,11 @@ def read_flow(path: str) -> Tuple[np.ndarray, np.ndarray]:
     ext = _ext(path)
     if ext == ".flo":
         flow = read_flo(path)
-        valid = (np.abs(flow) < UNKNOWN_FLOW_THRESH).all(axis=2).astype(np.float32)
-        return np.where(valid[..., None] > 0, flow, 0.0).astype(np.float32), valid
+        if flow.max() < UNKNOWN_FLOW_THRESH and flow.min() > -UNKNOWN_FLOW_THRESH:  # the common case, cheaply
+            return flow, np.ones(flow.shape[:2], np.float32)
+        valid = (np.abs(flow) < UNKNOWN_FLOW_THRESH).all(axis=2)  # NaN counts as unknown too
+        flow[~valid] = 0.0
+        return flow, valid.astype(np.float32)
     if ext == ".pfm":
         data = read_pfm(path)
         if data.shape[2] < 2:
