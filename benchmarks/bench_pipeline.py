@@ -32,10 +32,10 @@ CROP, BATCH = (384, 768), 4
 HEAVY = aug_lib.AugmentSpec("heavy", 0.5, 0.5, (0.5, 0.05), (0.5, 0.05))
 
 
-def pipeline_rate(samples, parallel: int, batches: int) -> float:
+def pipeline_rate(samples, parallel: int, batches: int, crop=CROP, batch: int = BATCH) -> float:
     """Pairs per second delivered by ``train_dataset`` after a short warm-up."""
     with tf.Graph().as_default():
-        ds = train_dataset(samples, CROP, BATCH, HEAVY, seed=0, parallel=parallel)
+        ds = train_dataset(samples, crop, batch, HEAVY, seed=0, parallel=parallel)
         nxt = tf.data.make_one_shot_iterator(ds).get_next()
         with tf.Session() as sess:
             for _ in range(3):
@@ -43,7 +43,7 @@ def pipeline_rate(samples, parallel: int, batches: int) -> float:
             start = time.perf_counter()
             for _ in range(batches):
                 sess.run(nxt)
-            return batches * BATCH / (time.perf_counter() - start)
+            return batches * batch / (time.perf_counter() - start)
 
 
 def serial_costs(samples, count: int = 8) -> dict:

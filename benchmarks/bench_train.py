@@ -1,0 +1,264 @@
+"""Training step throughput (Sintel fine-tune: lg-6-2, crop 384x768, batch 4) beside the input pipeline's rate.
+
+On a generated Sintel-layout folder (2 scenes x 7 frames of 1024x436):
+
+1. the input pipeline alone (``bench_pipeline.pipeline_rate``: ``train_dataset`` decoding and augmenting with
+   one thread per core) in pairs/s;
+2. one training step (forward, robust loss + weight decay, backward, update) on a fixed in-memory batch taken
+   from that pipeline, for tfoptflow's formulation (``reference``) and pwcflow's (``fused``), same restored
+   random weights, timed in interleaved rounds; losses and gradients before the first update are compared
+   (worst variable: max |difference| / its largest gradient);
+3. the fused step fed by the pipeline itself (what ``pwcflow.train`` runs), to show whether input starves it.
+
+Reports pairs/s, GFLOP/s (3x the forward multiply-adds: forward, input and weight gradients) against a large
+matmul timed in the same run, peak RSS per formulation (fresh process each), and the pipeline/step ratio.
+Prints a table and saves ``benchmarks/results/bench_train.json``.
+
+    python benchmarks/bench_train.py                                   # lg-6-2, 384x768, batch 4
+    python benchmarks/bench_train.py --model sm-6-2 --crop 256 448 --batch 2 --runs 5   # quicker on a small CPU
+"""
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from typing import Dict
+
+import common
+import numpy as np
+
+STEP_IMPLS = ("reference", "fused")
+
+
+def spec_for(model: str, impl: str):
+    """``ModelSpec`` of a variant with both ops in formulation ``impl``."""
+    from pwcflow.model.pwcnet import ModelSpec
+
+    lg = model.startswith("lg")
+    return ModelSpec(name=model, dense=lg, context_all_levels=lg, costvol_impl=impl, warp_impl=impl)
+
+
+def session_config(args: argparse.Namespace):
+    """The device profile's training ``ConfigProto`` (``pwcflow.runtime.device``)."""
+    from omegaconf import OmegaConf
+
+    from pwcflow.runtime import device as dev_lib
+
+    dev = OmegaConf.create({"name": args.device, "xla": args.xla, "mixed_precision": False,
+                            "intra_op_threads": args.threads, "inter_op_threads": args.threads})
+    return dev_lib.base_config(dev, training=True)
+
+
+class Step:
+    """One training graph: PWC-Net on (x, y, valid), tfoptflow's loss + weight decay, one optimizer update."""
+
+    def __init__(self, args: argparse.Namespace, impl: str, ckpt: str, batch=None, dataset=None):
+        """``batch``: fixed numpy (x, y, valid) held in variables, or ``dataset``: a callable making the data set."""
+        from pwcflow.model import losses
+        from pwcflow.model.pwcnet import pwcnet
+        from pwcflow.runtime import checkpoint
+        from pwcflow.tf1 import tf
+
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            if dataset is not None:
+                x, y, valid = tf.data.make_one_shot_iterator(dataset()).get_next()
+                feeds = {}
+            else:
+                phs = [tf.placeholder(tf.float32, a.shape) for a in batch]
+                x, y, valid = [tf.Variable(p, trainable=False, collections=[]) for p in phs]
+                feeds = dict(zip(phs, batch))
+                data_init = tf.variables_initializer([x, y, valid])
+            _, pyramid = pwcnet(x, spec_for(args.model, impl))
+            order, eps, q = losses.KINDS[args.loss]
+            loss_unreg, _ = losses.pyramid_loss(y, pyramid, order, eps, q, losses.ALPHAS, valid)
+            self.loss = loss_unreg + losses.weight_decay(tf.trainable_variables(), 4e-4)
+            adam = args.optimizer == "adam"
+            opt = tf.train.AdamOptimizer(1e-4) if adam else tf.train.GradientDescentOptimizer(1e-5)
+            grads = opt.compute_gradients(self.loss)
+            self.grads = [g for g, _ in grads]
+            self.grad_norm = tf.global_norm(self.grads)
+            self.train_op = opt.apply_gradients(grads)
+            model_vars = checkpoint.model_variables()
+            saver = tf.train.Saver(var_list={v.op.name: v for v in model_vars})
+            init = tf.global_variables_initializer()
+        self.graph.finalize()
+        self.sess = tf.Session(graph=self.graph, config=session_config(args))
+        self.sess.run(init)
+        if feeds:
+            self.sess.run(data_init, feeds)
+        checkpoint.restore(self.sess, ckpt, model_vars, args.model, saver=saver)
+
+    def run(self) -> None:
+        """One update."""
+        self.sess.run(self.train_op)
+
+    def close(self) -> None:
+        """Release the session."""
+        self.sess.close()
+
+
+def save_random_weights(model: str, folder: str) -> str:
+    """Random weights (seed 0) saved once, so every variant restores the same numbers."""
+    from pwcflow.predictor import FlowPredictor
+
+    p = FlowPredictor(spec_for(model, "reference"), None, seed=0)
+    prefix = p.saver.save(p.sess, os.path.join(folder, model, "pwcnet.ckpt"), write_meta_graph=False)
+    p.close()
+    return prefix
+
+
+def make_data(folder: str):
+    """A generated Sintel-layout folder (clean pass) and its samples."""
+    import layouts
+
+    from pwcflow.data.datasets import DatasetSpec, build
+
+    layouts.make_sintel(folder, scenes=("alley_1", "bamboo_2"), frames=7, size=(436, 1024), passes=("clean",),
+                        with_test=False)
+    return build(DatasetSpec("sintel_clean", "sintel", root=folder, passes=("clean",)), "all")
+
+
+def dataset(args: argparse.Namespace, samples):
+    """The training input pipeline as ``pwcflow.train`` builds it (heavy augmentation, one thread per core)."""
+    import bench_pipeline
+
+    from pwcflow.data.pipeline import train_dataset
+
+    return train_dataset(samples, tuple(args.crop), args.batch, bench_pipeline.HEAVY, seed=0,
+                         parallel=args.loader_threads or None)
+
+
+def one_batch(args: argparse.Namespace, samples):
+    """One real augmented batch (x, y, valid) from the pipeline, as numpy."""
+    from pwcflow.tf1 import tf
+
+    with tf.Graph().as_default():
+        nxt = tf.data.make_one_shot_iterator(dataset(args, samples)).get_next()
+        with tf.Session() as sess:
+            return sess.run(nxt)
+
+
+def memory_child(args: argparse.Namespace) -> Dict[str, float]:
+    """One formulation in this fresh process: RSS once restored, then the peak RSS over two steps."""
+    batch = tuple(np.load(args.batch_file)[k] for k in ("x", "y", "valid"))
+    step = Step(args, args.one, args.ckpt, batch=batch)
+    before = common.rss_mib()
+    step.run()
+    step.run()
+    peak = common.peak_rss_mib()
+    return {"rss_before_mib": before, "peak_rss_mib": peak, "step_mib": peak - before}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="lg-6-2")
+    ap.add_argument("--crop", type=int, nargs=2, default=[384, 768], metavar=("H", "W"))
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--loss", choices=["robust", "multiscale"], default="robust")
+    ap.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd", help="sgd: the Sintel fine-tune preset")
+    ap.add_argument("--runs", type=int, default=3, help="timed rounds (each runs every formulation once)")
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--impls", nargs="+", default=list(STEP_IMPLS), help="baseline first")
+    ap.add_argument("--pipeline-batches", type=int, default=10)
+    ap.add_argument("--e2e-steps", type=int, default=3, help="fused steps fed by the pipeline (0 = skip)")
+    ap.add_argument("--loader-threads", type=int, default=0, help="pipeline threads (0 = one per core)")
+    ap.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    ap.add_argument("--xla", action="store_true", help="device.xla (global JIT)")
+    ap.add_argument("--threads", type=int, default=0, help="TF intra/inter-op threads (0 = TF default)")
+    ap.add_argument("--no-memory", action="store_true", help="skip the per-formulation peak RSS processes")
+    ap.add_argument("--out", default="bench_train", help="JSON name under benchmarks/results/")
+    for hidden in ("--one", "--ckpt", "--batch-file"):
+        ap.add_argument(hidden, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.one:
+        print(json.dumps(memory_child(args)))
+        return
+    import bench_pipeline
+
+    info = common.machine()
+    cfg = session_config(args)
+    peaks = [common.matmul_peak(cfg, device="/GPU:0" if args.device == "gpu" else None)]
+    threads = args.loader_threads or os.cpu_count()
+    res: Dict[str, object] = {"machine": info, "args": vars(args)}
+    with tempfile.TemporaryDirectory() as tmp:
+        samples = make_data(os.path.join(tmp, "sintel"))
+        res["pipeline_pairs_per_s"] = bench_pipeline.pipeline_rate(samples, threads, args.pipeline_batches,
+                                                                   tuple(args.crop), args.batch)
+        print("input pipeline (%d threads): %.2f pairs/s" % (threads, res["pipeline_pairs_per_s"]), flush=True)
+        batch = one_batch(args, samples)
+        batch_file = os.path.join(tmp, "batch.npz")
+        np.savez(batch_file, x=batch[0], y=batch[1], valid=batch[2])
+        ckpt = save_random_weights(args.model, tmp)
+        steps, build = {}, {}
+        for impl in args.impls:
+            t0 = time.perf_counter()
+            steps[impl] = Step(args, impl, ckpt, batch=batch)
+            build[impl] = time.perf_counter() - t0
+        check = {impl: s.sess.run([s.loss, s.grad_norm, s.grads]) for impl, s in steps.items()}
+        timing = common.interleaved({k: s.run for k, s in steps.items()}, args.runs, args.warmup)
+        for s in steps.values():
+            s.close()
+        macs = 3 * common.pwcnet_macs(spec_for(args.model, "fused"), *args.crop)["total"] * args.batch
+        base = args.impls[0]
+        rows = []
+        for impl in args.impls:
+            t = timing[impl]
+            med = common.median(t["wall"])
+            row = {"impl": impl, "build_s": build[impl], "first_step_s": t["first"], "median_s": med,
+                   "runs_s": t["wall"], "cpu_s_median": common.median(t["cpu"]), "pairs_per_s": args.batch / med,
+                   "gflops": 2.0 * macs / med / 1e9, "loss0": float(check[impl][0]),
+                   "grad_norm0": float(check[impl][1]),
+                   "speedup_paired": common.paired_ratio(timing[base]["wall"], t["wall"])}
+            row["loss0_rel_diff"] = abs(row["loss0"] - check[base][0]) / abs(check[base][0])
+            row["grad_norm0_rel_diff"] = abs(row["grad_norm0"] - check[base][1]) / abs(check[base][1])
+            row["grad_max_rel_diff"] = max(float(np.abs(g - g0).max() / max(np.abs(g0).max(), 1e-30))
+                                           for g, g0 in zip(check[impl][2], check[base][2]))
+            if not args.no_memory:
+                row.update(common.run_json([__file__, "--one", impl, "--ckpt", ckpt, "--batch-file", batch_file,
+                                            "--model", args.model, "--batch", str(args.batch), "--loss", args.loss,
+                                            "--optimizer", args.optimizer, "--device", args.device,
+                                            "--threads", str(args.threads)] + (["--xla"] if args.xla else [])))
+            rows.append(row)
+            print("step %-9s median %.2f s  %.3f pairs/s  x%.2f" % (impl, med, row["pairs_per_s"],
+                                                                   row["speedup_paired"]), flush=True)
+        res["rows"] = rows
+        if args.e2e_steps:
+            fed = Step(args, args.impls[-1], ckpt, dataset=lambda: dataset(args, samples))
+            for _ in range(args.warmup + 1):
+                fed.run()
+            t0 = time.perf_counter()
+            for _ in range(args.e2e_steps):
+                fed.run()
+            res["e2e_pairs_per_s"] = args.e2e_steps * args.batch / (time.perf_counter() - t0)
+            fed.close()
+            print("%s step fed by the pipeline: %.3f pairs/s" % (args.impls[-1], res["e2e_pairs_per_s"]), flush=True)
+    peaks.append(common.matmul_peak(cfg, device="/GPU:0" if args.device == "gpu" else None))
+    res["matmul_peak"] = peaks
+    info["loadavg_after"] = list(os.getloadavg())
+    peak = max(p["gflops_median"] for p in peaks)
+    ours = rows[-1]
+    res["pipeline_over_step"] = res["pipeline_pairs_per_s"] / ours["pairs_per_s"]
+    print("\ntraining step, %s, crop %dx%d, batch %d, %s loss + %s; %s, %d cores; TF %s; %d interleaved rounds"
+          % (args.model, args.crop[1], args.crop[0], args.batch, args.loss, args.optimizer, info["cpu"], info["cores"],
+             info["tensorflow"], args.runs))
+    print("matmul peak (4096^3 float32, before/after): %s GFLOP/s; load average before %.1f, after %.1f"
+          % (" / ".join("%.0f" % p["gflops_median"] for p in peaks), info["loadavg"][0], info["loadavg_after"][0]))
+    headers = ["formulation", "s/step", "pairs/s", "GFLOP/s (3x fwd MACs)", "% of peak", "peak RSS MiB (step part)",
+               "speed-up vs baseline", "loss / grad-norm / worst-gradient rel. diff"]
+    body = [[r["impl"], "%.2f" % r["median_s"], "%.3f" % r["pairs_per_s"], "%.0f" % r["gflops"],
+             "%.0f%%" % (100 * r["gflops"] / peak),
+             "%.0f (%.0f)" % (r["peak_rss_mib"], r["step_mib"]) if "peak_rss_mib" in r else "-",
+             "%.2fx" % r["speedup_paired"],
+             "%.0e / %.0e / %.0e" % (r["loss0_rel_diff"], r["grad_norm0_rel_diff"], r["grad_max_rel_diff"])]
+            for r in rows]
+    print(common.table(headers, body))
+    print("input pipeline alone: %.2f pairs/s = %.1fx the %s step's %.3f pairs/s%s" % (
+        res["pipeline_pairs_per_s"], res["pipeline_over_step"], ours["impl"], ours["pairs_per_s"],
+        "; step fed by the pipeline: %.3f pairs/s" % res["e2e_pairs_per_s"] if "e2e_pairs_per_s" in res else ""))
+    print("saved %s" % common.write_json(args.out, res))
+
+
+if __name__ == "__main__":
+    main()
