@@ -118,3 +118,17 @@ def test_ctrl_c_saves_a_checkpoint(tmp_path):
     run = tmp_path / "outputs" / "train" / "int"
     steps = _ckpt_steps(run)
     assert steps and steps[-1] >= 2 and steps[-1] == int(err.split("interrupted at step ")[1].split(":")[0])
+
+
+def test_sintel_without_val_split_reports_training_split_epe(tmp_path):
+    from layouts import make_sintel
+
+    root = make_sintel(tmp_path / "Sintel", scenes=("alley_1",), frames=4, size=(64, 128), passes=("clean",))
+    proc = run_module("pwcflow.train", "model=sm-6-2", "dataset=sintel_clean", "dataset.root=%s" % root,
+                      "train.crop=[64,128]", "train.batch_size=1", "train.iterations=2", "train.display_interval=1",
+                      "train.save_interval=2", "train.val_interval=2", "train.train_eval_pairs=2", "run_name=s",
+                      cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    m = json.loads((tmp_path / "outputs" / "train" / "s" / "metrics.json").read_text())
+    assert m["val_epe"] is None and m["train_split_epe"] > 0 and m["best_by"] == "train_split_epe"
+    assert "val_epe=n/a (held-out)" in proc.stdout

@@ -52,6 +52,10 @@ class Sample:
         return self.files[0] if self.files else self.name
 
 
+class EmptySplit(UserError):
+    """A split that holds no pairs (e.g. ``val`` of Sintel without ``val_scenes``)."""
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
     """A validated ``dataset`` config group. Options a kind does not use are ignored by its reader."""
@@ -169,7 +173,7 @@ def build(spec: DatasetSpec, split: str) -> List[Sample]:
         raise UserError("unknown split %r for data set %s (use one of %s)" % (split, spec.name, ", ".join(SPLITS)))
     samples = _READERS[spec.kind](spec, split)
     if not samples:
-        raise UserError("split %r of data set %s is empty (root: %s)" % (split, spec.name, spec.root or "generated"))
+        raise EmptySplit("split %r of data set %s is empty (root: %s)" % (split, spec.name, spec.root or "generated"))
     return samples
 
 
@@ -361,7 +365,7 @@ def _sintel(spec: DatasetSpec, split: str) -> List[Sample]:
         if split != "test" and unknown:
             raise _bad("val_scenes", "no scene %s in %s" % (", ".join(unknown), base))
         if split == "val" and not spec.val_scenes:
-            raise UserError("data set %s has no val split: hold scenes out with dataset.val_scenes=[...] (root: %s)"
+            raise EmptySplit("data set %s has no val split: hold scenes out with dataset.val_scenes=[...] (root: %s)"
                             % (spec.name, spec.root))
         if split in ("train", "val"):
             scenes = [s for s in scenes if (s in spec.val_scenes) == (split == "val")]
