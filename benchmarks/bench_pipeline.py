@@ -2,7 +2,7 @@
 
 Writes a Sintel-layout folder of generated frames in a temp dir, then times ``train_dataset`` (pairs/s) for a
 few thread counts, plus the serial per-pair cost of decoding and of augmenting. Prints the figures and saves
-them to ``benchmarks/results/bench_pipeline.json``.
+them to ``benchmarks/results/bench_pipeline-tf<version>.json``.
 
     python benchmarks/bench_pipeline.py [--batches 15] [--parallel 1 2 4]
 """
@@ -80,7 +80,7 @@ def main() -> None:
             rate = pipeline_rate(samples, p, args.batches)
             result["pairs_per_s"][str(p)] = rate
             print("train_dataset parallel=%d: %.1f pairs/s (%.2f s per batch of %d)" % (p, rate, BATCH / rate, BATCH))
-    out = ROOT / "benchmarks" / "results" / "bench_pipeline.json"
+    out = ROOT / "benchmarks" / "results" / ("bench_pipeline-tf%s.json" % TF_VERSION)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print("saved %s" % out)
