@@ -111,6 +111,19 @@ def save_atomic(sess: tf.Session, saver: tf.train.Saver, ckpt_dir: str, step: in
     return final_prefix
 
 
+def remove_stale_temps(folder: str) -> None:
+    """Delete ``.tmp-*`` leftovers of a save that a killed process never finished (never a real checkpoint)."""
+    if not os.path.isdir(folder):
+        return
+    for name in os.listdir(folder):
+        if name.startswith(".tmp-"):
+            path = os.path.join(folder, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.remove(path)
+
+
 def step_of(prefix: str) -> int:
     """The global step in a checkpoint prefix such as ``.../pwcnet.ckpt-1000``."""
     return int(prefix.rsplit("-", 1)[1])
