@@ -1,12 +1,14 @@
 """Forward pass at Sintel size (436x1024 padded to 448x1024): pwcflow's fused ops vs tfoptflow's formulation.
 
-For each model and batch size, both formulations (``reference``: tfoptflow's 81-op cost volume and 4-gather
-warp; ``fused``: pwcflow's default) get the same random weights (one checkpoint, restored into both) and the
-same input, are timed in interleaved rounds in one process, and their flows are compared (must agree within
-1e-4 px). Reports median time, pairs/s, achieved GFLOP/s (multiply-adds counted from the layer shapes) next
-to a large matmul's GFLOP/s measured in the same run, peak memory (CPU: peak RSS of a fresh process per
-variant; GPU: TensorFlow's allocator peak) and the speed-up. Prints a table and saves
-``benchmarks/results/bench_forward.json``.
+For each model and batch size, both variants (``reference``: tfoptflow's formulation: 81-op cost volume,
+4-gather warp, one convolution per layer; ``fused``: pwcflow's default: batched-matmul cost volume, one-gather
+warp, large convolutions split into L2-sized output-channel groups on CPU) get the same random weights (one
+checkpoint, restored into both) and the same input, are timed in interleaved rounds in one process, and their
+flows are compared (must agree within 1e-4 px). Reports median wall and CPU time, pairs/s, achieved GFLOP/s
+(multiply-adds counted from the layer shapes) next to a large matmul's GFLOP/s measured in the same run, peak
+memory (CPU: peak RSS of a fresh process per variant; GPU: TensorFlow's allocator peak) and the speed-ups
+(paired per round: wall clock, and CPU seconds, which other processes' load disturbs less). Prints a table and
+saves ``benchmarks/results/bench_forward.json``.
 
     python benchmarks/bench_forward.py                                  # CPU: lg and sm, batch 1 and 8
     python benchmarks/bench_forward.py --device gpu --xla both --precision both   # the GPU table
@@ -24,15 +26,6 @@ import common
 import numpy as np
 
 SIZE, PADDED = (436, 1024), (448, 1024)
-IMPLS = ("reference", "fused")
-
-
-def spec_for(model: str, impl: str):
-    """``ModelSpec`` of a variant with both ops in formulation ``impl``."""
-    from pwcflow.model.pwcnet import ModelSpec
-
-    lg = model.startswith("lg")
-    return ModelSpec(name=model, dense=lg, context_all_levels=lg, costvol_impl=impl, warp_impl=impl)
 
 
 def session_config(device: str, xla: bool, mixed: bool, threads: int):
@@ -63,7 +56,7 @@ def save_random_weights(model: str, folder: str) -> str:
     """Random lg/sm weights (seed 0) saved once, so every variant restores the same numbers."""
     from pwcflow.predictor import FlowPredictor
 
-    p = FlowPredictor(spec_for(model, "reference"), None, seed=0)
+    p = FlowPredictor(common.variant_spec(model, "reference"), None, seed=0)
     prefix = p.saver.save(p.sess, os.path.join(folder, model, "pwcnet.ckpt"), write_meta_graph=False)
     p.close()
     return prefix
@@ -75,7 +68,8 @@ def memory_child(args: argparse.Namespace) -> Dict[str, float]:
 
     x = inputs(args.batch)
     cfg = session_config(args.device, args.xla == "on", args.precision == "mixed", args.threads)
-    p = FlowPredictor(spec_for(args.model, args.one), args.ckpt, cfg, input_shape=x.shape)
+    with common.variant_scope(args.one):
+        p = FlowPredictor(common.variant_spec(args.model, args.one), args.ckpt, cfg, input_shape=x.shape)
     before = common.rss_mib()
     p.sess.run(p.flow, {p.x: x})
     peak = common.peak_rss_mib()
@@ -93,7 +87,8 @@ def measure(args: argparse.Namespace, model: str, ckpt: str, batch: int, precisi
     preds, build = {}, {}
     for impl in args.impls:
         t0 = time.perf_counter()
-        preds[impl] = FlowPredictor(spec_for(model, impl), ckpt, cfg, input_shape=x.shape)
+        with common.variant_scope(impl):
+            preds[impl] = FlowPredictor(common.variant_spec(model, impl), ckpt, cfg, input_shape=x.shape)
         build[impl] = time.perf_counter() - t0
     gpu = args.device == "gpu"
     flows, gpu_peak = {}, {}
@@ -106,7 +101,7 @@ def measure(args: argparse.Namespace, model: str, ckpt: str, batch: int, precisi
     timing = common.interleaved(fns, args.runs, args.warmup)
     for p in preds.values():
         p.close()
-    macs = common.pwcnet_macs(spec_for(model, "fused"), *PADDED)["total"] * batch
+    macs = common.pwcnet_macs(common.variant_spec(model, "fused"), *PADDED)["total"] * batch
     base = timing[args.impls[0]]["wall"]
     key = (model, batch)
     if not mixed and xla == "off":
@@ -120,6 +115,7 @@ def measure(args: argparse.Namespace, model: str, ckpt: str, batch: int, precisi
                "runs_s": t["wall"], "cpu_s_median": common.median(t["cpu"]), "pairs_per_s": batch / med,
                "gflops": 2.0 * macs / med / 1e9, "macs": macs, "gpu_peak_mib": gpu_peak[impl],
                "speedup_vs_baseline": common.median(base) / med, "speedup_paired": common.paired_ratio(base, t["wall"]),
+               "speedup_cpu": common.paired_ratio(timing[args.impls[0]]["cpu"], t["cpu"]),
                "max_abs_diff_vs_baseline_px": float(np.abs(flows[impl] - flows[args.impls[0]]).max())}
         if key in fp32_flow and mixed:
             diff = np.abs(flows[impl] - fp32_flow[key])
@@ -143,12 +139,15 @@ def main() -> None:
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--runs", type=int, default=5, help="timed rounds (each runs every formulation once)")
     ap.add_argument("--warmup", type=int, default=1)
-    ap.add_argument("--impls", nargs="+", default=list(IMPLS), help="baseline first (also: patches)")
+    ap.add_argument("--impls", nargs="+", default=["reference", "fused"], choices=list(common.VARIANTS),
+                    help="variants, baseline first (common.VARIANTS)")
     ap.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
     ap.add_argument("--xla", choices=["off", "on", "both"], default="off", help="device.xla (global JIT)")
     ap.add_argument("--precision", choices=["fp32", "mixed", "both"], default="fp32",
                     help="mixed = device.mixed_precision (GPU auto mixed precision; no effect on CPU)")
     ap.add_argument("--threads", type=int, default=0, help="TF intra/inter-op threads (0 = TF default)")
+    ap.add_argument("--tf32", choices=["off", "on"], default="off",
+                    help="TensorFloat-32 on Ampere+ GPUs (TF's default is on; off keeps fp32 rows float32)")
     ap.add_argument("--memory", choices=["fp32", "all", "none"], default="fp32",
                     help="CPU peak RSS per variant (fresh process each): for fp32/XLA-off rows, all rows or none")
     ap.add_argument("--peak-n", type=int, default=4096, help="size of the matmul timed for the peak")
@@ -157,6 +156,7 @@ def main() -> None:
     for hidden in ("--one", "--model", "--ckpt", "--batch"):
         ap.add_argument(hidden, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    tf32 = common.set_tf32(args.tf32 == "on")
     if args.one:
         args.batch = int(args.batch)
         print(json.dumps(memory_child(args)))
@@ -164,6 +164,7 @@ def main() -> None:
     if args.device == "cpu" and args.precision != "fp32":
         print("note: device.mixed_precision only rewrites graphs on GPU; on CPU the 'mixed' rows run in float32")
     info = common.machine()
+    info["tf32"] = tf32
     dev = "/GPU:0" if args.device == "gpu" else None
     cfg = session_config(args.device, False, False, args.threads)
     peaks = [common.matmul_peak(cfg, args.peak_n, device=dev)]
@@ -193,14 +194,15 @@ def main() -> None:
     peak = max(p["gflops_median"] for p in peaks)
     info["loadavg_after"] = list(os.getloadavg())
     who = ", ".join(info["gpus"]) if args.device == "gpu" else "%s, %d cores" % (info["cpu"], info["cores"])
-    print("\nforward at 436x1024 (padded 448x1024) on %s; TF %s, Python %s; %d interleaved rounds, medians"
-          % (who, info["tensorflow"], info["python"], args.runs))
+    tf32_note = "; TF32 %s" % args.tf32 if args.device == "gpu" else ""
+    print("\nforward at 436x1024 (padded 448x1024) on %s; TF %s, Python %s; %d interleaved rounds, medians%s"
+          % (who, info["tensorflow"], info["python"], args.runs, tf32_note))
     print("matmul peak (%dx%d float32, median of 5, before/after): %s GFLOP/s; load average before %.1f, after %.1f"
           % (args.peak_n, args.peak_n, " / ".join("%.0f" % p["gflops_median"] for p in peaks), info["loadavg"][0],
              info["loadavg_after"][0]))
     mem_head = "peak RSS MiB (forward part)" if args.device == "cpu" else "GPU peak MiB"
-    headers = ["model", "batch", "precision", "XLA", "formulation", "s/batch", "pairs/s", "GFLOP/s", "% of peak",
-               mem_head, "speed-up vs baseline", "max abs Δflow px"]
+    headers = ["model", "batch", "precision", "XLA", "variant", "s/batch", "pairs/s", "GFLOP/s", "% of peak",
+               "CPU s/batch", mem_head, "speed-up (wall)", "speed-up (CPU s)", "max abs Δflow px"]
     body = []
     for r in rows:
         mem = r.get("gpu_peak_mib")
@@ -212,7 +214,7 @@ def main() -> None:
             diff += " (vs fp32 %.1e)" % r["vs_fp32_max_px"]
         body.append([r["model"], r["batch"], r["precision"], r["xla"], r["impl"], "%.3f" % r["median_s"],
                      "%.2f" % r["pairs_per_s"], "%.0f" % r["gflops"], "%.0f%%" % (100 * r["gflops"] / peak),
-                     mem, "%.2fx" % r["speedup_paired"], diff])
+                     "%.2f" % r["cpu_s_median"], mem, "%.2fx" % r["speedup_paired"], "%.2fx" % r["speedup_cpu"], diff])
     print(common.table(headers, body))
     bad = [r for r in rows if r["precision"] == "fp32" and r["max_abs_diff_vs_baseline_px"] > args.tolerance]
     path = common.write_json(args.out, {"machine": info, "args": vars(args), "matmul_peak": peaks, "rows": rows,

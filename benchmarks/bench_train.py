@@ -28,16 +28,6 @@ from typing import Dict
 import common
 import numpy as np
 
-STEP_IMPLS = ("reference", "fused")
-
-
-def spec_for(model: str, impl: str):
-    """``ModelSpec`` of a variant with both ops in formulation ``impl``."""
-    from pwcflow.model.pwcnet import ModelSpec
-
-    lg = model.startswith("lg")
-    return ModelSpec(name=model, dense=lg, context_all_levels=lg, costvol_impl=impl, warp_impl=impl)
-
 
 def session_config(args: argparse.Namespace):
     """The device profile's training ``ConfigProto`` (``pwcflow.runtime.device``)."""
@@ -70,7 +60,8 @@ class Step:
                 x, y, valid = [tf.Variable(p, trainable=False, collections=[]) for p in phs]
                 feeds = dict(zip(phs, batch))
                 data_init = tf.variables_initializer([x, y, valid])
-            _, pyramid = pwcnet(x, spec_for(args.model, impl))
+            with common.variant_scope(impl):
+                _, pyramid = pwcnet(x, common.variant_spec(args.model, impl))
             order, eps, q = losses.KINDS[args.loss]
             loss_unreg, _ = losses.pyramid_loss(y, pyramid, order, eps, q, losses.ALPHAS, valid)
             self.loss = loss_unreg + losses.weight_decay(tf.trainable_variables(), 4e-4)
@@ -103,7 +94,7 @@ def save_random_weights(model: str, folder: str) -> str:
     """Random weights (seed 0) saved once, so every variant restores the same numbers."""
     from pwcflow.predictor import FlowPredictor
 
-    p = FlowPredictor(spec_for(model, "reference"), None, seed=0)
+    p = FlowPredictor(common.variant_spec(model, "reference"), None, seed=0)
     prefix = p.saver.save(p.sess, os.path.join(folder, model, "pwcnet.ckpt"), write_meta_graph=False)
     p.close()
     return prefix
@@ -160,24 +151,28 @@ def main() -> None:
     ap.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd", help="sgd: the Sintel fine-tune preset")
     ap.add_argument("--runs", type=int, default=3, help="timed rounds (each runs every formulation once)")
     ap.add_argument("--warmup", type=int, default=1)
-    ap.add_argument("--impls", nargs="+", default=list(STEP_IMPLS), help="baseline first")
+    ap.add_argument("--impls", nargs="+", default=["reference", "fused"], choices=list(common.VARIANTS),
+                    help="variants, baseline first (common.VARIANTS)")
     ap.add_argument("--pipeline-batches", type=int, default=10)
     ap.add_argument("--e2e-steps", type=int, default=3, help="fused steps fed by the pipeline (0 = skip)")
     ap.add_argument("--loader-threads", type=int, default=0, help="pipeline threads (0 = one per core)")
     ap.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
     ap.add_argument("--xla", action="store_true", help="device.xla (global JIT)")
     ap.add_argument("--threads", type=int, default=0, help="TF intra/inter-op threads (0 = TF default)")
+    ap.add_argument("--tf32", choices=["off", "on"], default="off", help="TensorFloat-32 on Ampere+ GPUs")
     ap.add_argument("--no-memory", action="store_true", help="skip the per-formulation peak RSS processes")
     ap.add_argument("--out", default="bench_train", help="JSON name under benchmarks/results/")
     for hidden in ("--one", "--ckpt", "--batch-file"):
         ap.add_argument(hidden, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    tf32 = common.set_tf32(args.tf32 == "on")
     if args.one:
         print(json.dumps(memory_child(args)))
         return
     import bench_pipeline
 
     info = common.machine()
+    info["tf32"] = tf32
     cfg = session_config(args)
     peaks = [common.matmul_peak(cfg, device="/GPU:0" if args.device == "gpu" else None)]
     threads = args.loader_threads or os.cpu_count()
@@ -200,7 +195,7 @@ def main() -> None:
         timing = common.interleaved({k: s.run for k, s in steps.items()}, args.runs, args.warmup)
         for s in steps.values():
             s.close()
-        macs = 3 * common.pwcnet_macs(spec_for(args.model, "fused"), *args.crop)["total"] * args.batch
+        macs = 3 * common.pwcnet_macs(common.variant_spec(args.model, "fused"), *args.crop)["total"] * args.batch
         base = args.impls[0]
         rows = []
         for impl in args.impls:
@@ -210,7 +205,8 @@ def main() -> None:
                    "runs_s": t["wall"], "cpu_s_median": common.median(t["cpu"]), "pairs_per_s": args.batch / med,
                    "gflops": 2.0 * macs / med / 1e9, "loss0": float(check[impl][0]),
                    "grad_norm0": float(check[impl][1]),
-                   "speedup_paired": common.paired_ratio(timing[base]["wall"], t["wall"])}
+                   "speedup_paired": common.paired_ratio(timing[base]["wall"], t["wall"]),
+                   "speedup_cpu": common.paired_ratio(timing[base]["cpu"], t["cpu"])}
             row["loss0_rel_diff"] = abs(row["loss0"] - check[base][0]) / abs(check[base][0])
             row["grad_norm0_rel_diff"] = abs(row["grad_norm0"] - check[base][1]) / abs(check[base][1])
             row["grad_max_rel_diff"] = max(float(np.abs(g - g0).max() / max(np.abs(g0).max(), 1e-30))
@@ -245,12 +241,13 @@ def main() -> None:
              info["tensorflow"], args.runs))
     print("matmul peak (4096^3 float32, before/after): %s GFLOP/s; load average before %.1f, after %.1f"
           % (" / ".join("%.0f" % p["gflops_median"] for p in peaks), info["loadavg"][0], info["loadavg_after"][0]))
-    headers = ["formulation", "s/step", "pairs/s", "GFLOP/s (3x fwd MACs)", "% of peak", "peak RSS MiB (step part)",
-               "speed-up vs baseline", "loss / grad-norm / worst-gradient rel. diff"]
+    headers = ["variant", "s/step", "pairs/s", "GFLOP/s (3x fwd MACs)", "% of peak", "CPU s/step",
+               "peak RSS MiB (step part)", "speed-up (wall)", "speed-up (CPU s)",
+               "loss / grad-norm / worst-grad rel. diff"]
     body = [[r["impl"], "%.2f" % r["median_s"], "%.3f" % r["pairs_per_s"], "%.0f" % r["gflops"],
-             "%.0f%%" % (100 * r["gflops"] / peak),
+             "%.0f%%" % (100 * r["gflops"] / peak), "%.2f" % r["cpu_s_median"],
              "%.0f (%.0f)" % (r["peak_rss_mib"], r["step_mib"]) if "peak_rss_mib" in r else "-",
-             "%.2fx" % r["speedup_paired"],
+             "%.2fx" % r["speedup_paired"], "%.2fx" % r["speedup_cpu"],
              "%.0e / %.0e / %.0e" % (r["loss0_rel_diff"], r["grad_norm0_rel_diff"], r["grad_max_rel_diff"])]
             for r in rows]
     print(common.table(headers, body))

@@ -62,6 +62,18 @@ def machine() -> Dict[str, object]:
             "loadavg": list(os.getloadavg())}
 
 
+def set_tf32(enabled: bool) -> Optional[bool]:
+    """Allow or forbid TensorFloat-32 in float32 matmuls/convs on Ampere+ GPUs (TF 2.x turns it on by default,
+    which changes float32 results); returns the setting, or None where TensorFlow has no such switch (TF 1.15)."""
+    from pwcflow.tf1 import tf
+
+    try:
+        tf.config.experimental.enable_tensor_float_32_execution(bool(enabled))
+        return bool(tf.config.experimental.tensor_float_32_execution_enabled())
+    except AttributeError:
+        return None
+
+
 def matmul_peak(config=None, n: int = 4096, runs: int = 5, device: Optional[str] = None) -> Dict[str, float]:
     """Float32 GFLOP/s of an n x n x n matmul (2 n^3 flops) in a session with ``config``: the machine's usable peak."""
     from pwcflow.tf1 import tf
@@ -83,6 +95,29 @@ def matmul_peak(config=None, n: int = 4096, runs: int = 5, device: Optional[str]
     flops = 2.0 * n ** 3
     return {"n": n, "runs": runs, "gflops_median": flops / float(np.median(times)) / 1e9,
             "gflops_best": flops / min(times) / 1e9}
+
+
+# Benchmark variants: name -> (cost volume/warp formulation, conv kernel split limit: 0 = one conv per layer,
+# None = pwcflow's default). "reference" is tfoptflow's formulation throughout.
+VARIANTS = {"reference": ("reference", 0), "fused": ("fused", None), "fused-nosplit": ("fused", 0),
+            "patches": ("patches", None)}
+
+
+def variant_spec(model: str, variant: str):
+    """``ModelSpec`` of ``model`` (lg-6-2 / sm-6-2) built the ``variant`` way (see ``VARIANTS``)."""
+    from pwcflow.model.pwcnet import ModelSpec
+
+    impl = VARIANTS[variant][0]
+    lg = model.startswith("lg")
+    return ModelSpec(name=model, dense=lg, context_all_levels=lg, costvol_impl=impl,
+                     warp_impl="fused" if impl == "patches" else impl)
+
+
+def variant_scope(variant: str):
+    """Context manager to build a ``variant``'s graph in (its conv splitting)."""
+    from pwcflow.model import ops
+
+    return ops.conv_splitting(VARIANTS[variant][1])
 
 
 def pwcnet_macs(spec, height: int, width: int) -> Dict[str, int]:
