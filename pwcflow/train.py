@@ -219,7 +219,14 @@ class Trainer:
         latest = self.initial_step()
         start = checkpoint.step_of(latest) if latest else 0
         self.build(start)
-        self.restore(latest)
+        try:
+            self.restore(latest)
+            self._loop()
+        finally:  # close the session (and the input pipeline's threads) on every exit path
+            self.sess.close()
+
+    def _loop(self) -> None:
+        """The training loop proper (session built and restored)."""
         start = int(self.sess.run(self.step))
         t = self.cfg.train
         total, batch = int(t.iterations), int(t.batch_size)

@@ -105,14 +105,16 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
 def test_ctrl_c_saves_a_checkpoint(tmp_path):
     args = TINY + ["train.iterations=1000", "train.save_interval=1000", "train.val_interval=1000", "run_name=int"]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "pwcflow.train"] + args, cwd=str(tmp_path), env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
-    deadline = time.time() + 300
-    for line in proc.stdout:  # wait until training is under way
-        if "[Train]:" in line or time.time() > deadline:
-            break
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=300)
+    log = tmp_path / "stdout.txt"
+    with open(str(log), "w") as out_fh, open(str(tmp_path / "stderr.txt"), "w") as err_fh:
+        proc = subprocess.Popen([sys.executable, "-m", "pwcflow.train"] + args, cwd=str(tmp_path), env=env,
+                                stdout=out_fh, stderr=err_fh)
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None and "[Train]:" not in log.read_text():
+            time.sleep(0.5)  # wait until training is under way
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=300)
+    err = (tmp_path / "stderr.txt").read_text()
     assert proc.returncode == 130, err[-2000:]
     assert "interrupted at step" in err and "Traceback" not in err
     run = tmp_path / "outputs" / "train" / "int"
