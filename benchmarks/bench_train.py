@@ -8,7 +8,8 @@ On a generated Sintel-layout folder (2 scenes x 7 frames of 1024x436):
    from that pipeline, for tfoptflow's formulation (``reference``) and pwcflow's (``fused``), same restored
    random weights, timed in interleaved rounds; losses and gradients before the first update are compared
    (worst variable: max |difference| / its largest gradient);
-3. the fused step fed by the pipeline itself (what ``pwcflow.train`` runs), to show whether input starves it.
+3. the fused step fed by the pipeline itself (what ``pwcflow.train`` runs), interleaved with the fixed-batch
+   step, to show whether input starves it.
 
 Reports pairs/s, GFLOP/s (3x the forward multiply-adds: forward, input and weight gradients) against a large
 matmul timed in the same run, peak RSS per formulation (fresh process each), and the pipeline/step ratio.
@@ -193,8 +194,10 @@ def main() -> None:
             build[impl] = time.perf_counter() - t0
         check = {impl: s.sess.run([s.loss, s.grad_norm, s.grads]) for impl, s in steps.items()}
         timing = common.interleaved({k: s.run for k, s in steps.items()}, args.runs, args.warmup)
-        for s in steps.values():
-            s.close()
+        ours = args.impls[-1]
+        for impl, s in steps.items():
+            if impl != ours or not args.e2e_steps:
+                s.close()
         macs = 3 * common.pwcnet_macs(common.variant_spec(args.model, "fused"), *args.crop)["total"] * args.batch
         base = args.impls[0]
         rows = []
@@ -220,22 +223,22 @@ def main() -> None:
             print("step %-9s median %.2f s  %.3f pairs/s  x%.2f" % (impl, med, row["pairs_per_s"],
                                                                    row["speedup_paired"]), flush=True)
         res["rows"] = rows
-        if args.e2e_steps:
-            fed = Step(args, args.impls[-1], ckpt, dataset=lambda: dataset(args, samples))
-            for _ in range(args.warmup + 1):
-                fed.run()
-            t0 = time.perf_counter()
-            for _ in range(args.e2e_steps):
-                fed.run()
-            res["e2e_pairs_per_s"] = args.e2e_steps * args.batch / (time.perf_counter() - t0)
+        if args.e2e_steps:  # the same step fed by the pipeline, interleaved with the fixed-batch step
+            fed = Step(args, ours, ckpt, dataset=lambda: dataset(args, samples))
+            both = common.interleaved({"fixed": steps[ours].run, "fed": fed.run}, args.e2e_steps, args.warmup + 1)
             fed.close()
-            print("%s step fed by the pipeline: %.3f pairs/s" % (args.impls[-1], res["e2e_pairs_per_s"]), flush=True)
+            steps[ours].close()
+            res["e2e_pairs_per_s"] = args.batch / common.median(both["fed"]["wall"])
+            res["e2e_fixed_pairs_per_s"] = args.batch / common.median(both["fixed"]["wall"])
+            res["e2e_fed_over_fixed"] = common.paired_ratio(both["fed"]["wall"], both["fixed"]["wall"])
+            print("%s step fed by the pipeline: %.3f pairs/s (fixed batch in the same rounds: %.3f pairs/s)"
+                  % (ours, res["e2e_pairs_per_s"], res["e2e_fixed_pairs_per_s"]), flush=True)
     peaks.append(common.matmul_peak(cfg, device="/GPU:0" if args.device == "gpu" else None))
     res["matmul_peak"] = peaks
     info["loadavg_after"] = list(os.getloadavg())
     peak = max(p["gflops_median"] for p in peaks)
-    ours = rows[-1]
-    res["pipeline_over_step"] = res["pipeline_pairs_per_s"] / ours["pairs_per_s"]
+    last = rows[-1]
+    res["pipeline_over_step"] = res["pipeline_pairs_per_s"] / last["pairs_per_s"]
     print("\ntraining step, %s, crop %dx%d, batch %d, %s loss + %s; %s, %d cores; TF %s; %d interleaved rounds"
           % (args.model, args.crop[1], args.crop[0], args.batch, args.loss, args.optimizer, info["cpu"], info["cores"],
              info["tensorflow"], args.runs))
@@ -251,9 +254,11 @@ def main() -> None:
              "%.0e / %.0e / %.0e" % (r["loss0_rel_diff"], r["grad_norm0_rel_diff"], r["grad_max_rel_diff"])]
             for r in rows]
     print(common.table(headers, body))
-    print("input pipeline alone: %.2f pairs/s = %.1fx the %s step's %.3f pairs/s%s" % (
-        res["pipeline_pairs_per_s"], res["pipeline_over_step"], ours["impl"], ours["pairs_per_s"],
-        "; step fed by the pipeline: %.3f pairs/s" % res["e2e_pairs_per_s"] if "e2e_pairs_per_s" in res else ""))
+    print("input pipeline alone: %.2f pairs/s = %.1fx the %s step's %.3f pairs/s" % (
+        res["pipeline_pairs_per_s"], res["pipeline_over_step"], last["impl"], last["pairs_per_s"]))
+    if "e2e_pairs_per_s" in res:
+        print("step fed by the pipeline: %.3f pairs/s vs %.3f with a fixed in-memory batch, same rounds (%.2fx)"
+              % (res["e2e_pairs_per_s"], res["e2e_fixed_pairs_per_s"], 1.0 / res["e2e_fed_over_fixed"]))
     print("saved %s" % common.write_json(args.out, res))
 
 
