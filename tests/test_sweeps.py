@@ -11,6 +11,7 @@ def _runs(tmp_path):
     return sorted(p.parent for p in (tmp_path / "outputs" / "multirun").rglob("metrics.json"))
 
 
+@pytest.mark.slow
 def test_sweep_schedules_and_models_basic_launcher(tmp_path):
     proc = run_module("pwcflow.train", "-m", *[a for a in TINY if not a.startswith("model=")],
                       "train.iterations=2", "train.save_interval=2", "train.val_interval=2",

@@ -44,6 +44,7 @@ def test_train_runs_and_writes_run_dir(tmp_path):
     assert "done: 6 steps" in proc.stdout
 
 
+@pytest.mark.slow
 def test_kill9_then_rerun_resumes(tmp_path):
     args = TINY + ["train.iterations=400", "train.save_interval=2", "train.val_interval=1000", "run_name=k"]
     env = dict(os.environ, PYTHONPATH=str(ROOT))

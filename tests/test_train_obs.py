@@ -36,6 +36,7 @@ def _keys(server, bucket, prefix):
         client.close()
 
 
+@pytest.mark.slow
 def test_train_mirrors_to_obs_and_resumes_from_it(server, tmp_path):
     secret = "SECRET-%s" % uuid.uuid4().hex
     env = {"OBS_ACCESS_KEY_ID": server.access_key, "OBS_SECRET_ACCESS_KEY": secret}
