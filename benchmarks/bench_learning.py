@@ -11,6 +11,7 @@ it leaves it (README, "Learning from scratch").
 """
 
 import argparse
+import glob
 import json
 import os
 import subprocess
@@ -27,10 +28,12 @@ sys.path.insert(0, ROOT)
 from pwcflow.data import datasets  # noqa: E402
 
 
-def zero_flow_epe(pairs: int) -> float:
-    """All-pixel EPE of predicting zero on the first ``pairs`` synthetic validation pairs."""
-    spec = datasets.spec_from_config(OmegaConf.load(os.path.join(ROOT, "conf", "dataset", "synthetic.yaml")))
-    flows = [s.load()[2] for s in datasets.build(spec, "val")[:pairs]]
+def zero_flow_epe(run_dir: str) -> float:
+    """All-pixel EPE of predicting zero on the validation pairs the run scored (its saved data set config)."""
+    cfg = OmegaConf.load(os.path.join(run_dir, ".hydra", "config.yaml"))
+    samples = datasets.build(datasets.spec_from_config(cfg.dataset), "val")
+    pairs = int(cfg.train.val_pairs)
+    flows = [s.load()[2] for s in (samples[:pairs] if pairs > 0 else samples)]
     return float(np.mean([np.sqrt((f ** 2).sum(-1)).mean() for f in flows]))
 
 
@@ -50,9 +53,10 @@ def main() -> None:
     t0 = time.time()
     subprocess.run(cmd, cwd=work, check=True, env=dict(os.environ, PYTHONPATH=ROOT))
     seconds = time.time() - t0
-    metrics = json.load(open(os.path.join(work, "outputs", "train", "demo", "metrics.json")))
-    baseline = zero_flow_epe(30)
-    print("\nzero-flow EPE on the 30 validation pairs: %.3f  (%s)" % (baseline, " ".join(cmd[2:])))
+    (run_dir,) = glob.glob(os.path.join(work, "outputs", "train", "*"))  # one run (run_name may be overridden)
+    metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
+    baseline = zero_flow_epe(run_dir)
+    print("\nzero-flow EPE on the validation pairs: %.3f  (%s)" % (baseline, " ".join(cmd[2:])))
     print("%8s %10s %12s" % ("step", "val_epe", "vs zero-flow"))
     for h in metrics["history"]:
         print("%8d %10.3f %11.0f%%" % (h["step"], h["val_epe"], 100 * h["val_epe"] / baseline))
