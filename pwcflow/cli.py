@@ -1,18 +1,40 @@
 """What every entry point shares: Hydra wiring, the ModelArts argv shim, one-line user errors."""
 
 import functools
+import glob
 import os
 import re
 import sys
 from typing import Callable, Dict, List
 
 import hydra
+from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 from pwcflow.errors import UserError
 
-CONF_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf")
+_PKG = os.path.dirname(os.path.abspath(__file__))
+
+
+def _data_dir(name: str) -> str:
+    """``pwcflow/<name>`` in an installed package (wheel/sdist), else the repository's top-level ``<name>/``."""
+    installed = os.path.join(_PKG, name)
+    return installed if os.path.isdir(installed) else os.path.join(os.path.dirname(_PKG), name)
+
+
+CONF_DIR = _data_dir("conf")
+EXPERIMENTS_DIR = _data_dir("experiments")
+
+
+def register_experiments(folder: str = EXPERIMENTS_DIR) -> List[str]:
+    """Make every ``experiments/NAME.yaml`` the Hydra option ``experiment=NAME`` (no symlink into conf/ needed)."""
+    store, names = ConfigStore.instance(), []
+    for path in sorted(glob.glob(os.path.join(folder, "*.yaml"))):
+        name = os.path.splitext(os.path.basename(path))[0]
+        store.store(group="experiment", name=name, node=OmegaConf.load(path), package="_global_")
+        names.append(name)
+    return names
 
 # ModelArts appends ``--data_url=obs://...`` style flags, which Hydra rejects; map them to keys.
 MODELARTS_FLAGS: Dict[str, str] = {"data_url": "dataset.root", "train_url": "storage.output_url"}
@@ -68,6 +90,7 @@ def entry(config_name: str) -> Callable:
 
         def main() -> None:
             sys.argv = modelarts_argv(sys.argv)
+            register_experiments()
             hydra.main(config_path=CONF_DIR, config_name=config_name, version_base="1.3")(guarded)()
 
         main.run = fn

@@ -7,7 +7,7 @@ from conftest import ROOT, run_module
 from hydra import compose, initialize_config_dir
 from layouts import make_sintel
 
-from pwcflow import results
+from pwcflow import cli, results
 
 TRAIN_PRESETS = {  # preset -> seed table row
     "pretrain_chairsthingsmix": "pretrained model",
@@ -22,6 +22,7 @@ SMOKE = ["dataset=synthetic", "dataset.train_size=8", "dataset.val_size=2", "dat
 
 
 def _compose(config_name, preset):
+    cli.register_experiments()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         return compose(config_name, overrides=["experiment=%s" % preset])
 
