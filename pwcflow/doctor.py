@@ -1,0 +1,160 @@
+"""``python -m pwcflow.doctor [device=cpu|gpu|npu] [reference=DIR]``: is this machine ready for pwcflow?
+
+Prints the versions that matter (Python, TensorFlow, Hydra, OpenCV, OBS SDK, npu_bridge/CANN), the GPUs
+TensorFlow sees, and runs the compact tfoptflow parity check (``pwcflow/reference``) on the chosen device.
+Every problem is one ``error: ...`` line on stderr; the exit status is 1 when any check fails.
+"""
+
+import glob
+import importlib
+import os
+import platform
+import shutil
+import sys
+import tempfile
+from typing import List, Optional, Tuple
+
+from omegaconf import DictConfig
+
+from pwcflow import __version__, cli
+from pwcflow.errors import UserError
+from pwcflow.runtime import device
+from pwcflow.tf1 import TF_VERSION
+
+FP32_NPU_MODES = ("force_fp32", "must_keep_origin_dtype", "origin")
+CANN_VERSION_FILES = ("ascend-toolkit/latest/version.cfg", "ascend-toolkit/latest/*/version.info",
+                      "nnae/latest/version.cfg")
+
+
+def _module_version(module: str, dist: Optional[str] = None) -> str:
+    """``module.__version__`` or the installed distribution's version; 'not installed' when absent."""
+    try:
+        mod = importlib.import_module(module)
+    except ImportError:
+        return "not installed"
+    version = getattr(mod, "__version__", None) or getattr(mod, "VERSION", None)
+    if version is None and dist:
+        try:
+            import pkg_resources
+
+            version = pkg_resources.get_distribution(dist).version
+        except Exception:  # noqa: BLE001 - a version we cannot read is not a problem
+            version = "installed"
+    return str(version or "installed")
+
+
+def cann_version() -> str:
+    """CANN's version from the Ascend install (``ASCEND_HOME`` or /usr/local/Ascend), or 'not found'."""
+    home = os.environ.get("ASCEND_HOME", "/usr/local/Ascend")
+    for pattern in CANN_VERSION_FILES:
+        for path in sorted(glob.glob(os.path.join(home, pattern))):
+            for line in open(path, errors="replace"):
+                if "version" in line.lower() and "=" in line:
+                    return line.split("=", 1)[1].strip()
+    return "not found"
+
+
+def visible_gpus() -> List[str]:
+    """Names of the GPUs TensorFlow can use."""
+    from tensorflow.python.client import device_lib
+
+    return [d.physical_device_desc or d.name for d in device_lib.list_local_devices() if d.device_type == "GPU"]
+
+
+def versions(dev: DictConfig) -> List[Tuple[str, str]]:
+    """(what, version) rows; npu_bridge is only imported on ``device=npu`` (it is absent elsewhere)."""
+    npu = "not checked (device=npu checks it)"
+    if device.profile(dev) == "npu":
+        npu = _module_version("npu_bridge", "npu_bridge")
+    return [("pwcflow", __version__), ("python", platform.python_version()), ("tensorflow", TF_VERSION),
+            ("hydra", _module_version("hydra")), ("omegaconf", _module_version("omegaconf")),
+            ("numpy", _module_version("numpy")), ("opencv", _module_version("cv2")),
+            ("OBS SDK (esdk-obs-python)", _module_version("obs", "esdk-obs-python")), ("npu_bridge", npu),
+            ("CANN", cann_version())]
+
+
+def reduced_precision(dev: DictConfig) -> bool:
+    """Whether the device computes (partly) in fp16: GPU auto mixed precision or an NPU mix/fp16 mode."""
+    if device.profile(dev) == "gpu":
+        return bool(dev.get("mixed_precision", False))
+    if device.profile(dev) == "npu":
+        npu = dev.get("npu") or {}
+        mode = npu.get("precision_mode_v2") or npu.get("precision_mode") or "allow_fp32_to_fp16"
+        return str(mode) not in FP32_NPU_MODES
+    return False
+
+
+def check_device(dev: DictConfig) -> List[str]:
+    """Problems with the chosen device (no GPU for device=gpu, npu_bridge missing for device=npu)."""
+    try:
+        device.prepare(dev)
+    except UserError as exc:
+        return [str(exc)]
+    gpus = visible_gpus()
+    print("  %-26s %s" % ("GPUs visible to TensorFlow", ", ".join(gpus) if gpus else "none"))
+    if device.profile(dev) == "gpu" and not gpus:
+        return ["device=gpu but TensorFlow sees no GPU (check the CUDA install, CUDA_VISIBLE_DEVICES, tensorflow "
+                "vs tensorflow-cpu)"]
+    return []
+
+
+def check_parity(cfg: DictConfig) -> List[str]:
+    """Run each variant on the reference pair on ``cfg.device``; one problem line per failing variant."""
+    from pwcflow.reference import REF_DIR, parity
+
+    ref = os.path.abspath(str(cfg.reference)) if cfg.reference else REF_DIR
+    if not os.path.isdir(ref):
+        return ["reference folder not found: %s" % ref]
+    mixed = reduced_precision(cfg.device)
+    tol = float(cfg.tolerance_mixed if mixed else cfg.tolerance)
+    print("parity with tfoptflow (reference %s, device %s%s, tolerance %g px):"
+          % (ref, device.profile(cfg.device), ", fp16/mixed precision" if mixed else "", tol))
+    problems, tmp = [], tempfile.mkdtemp(prefix="pwcflow-doctor-")
+    try:
+        for variant in cfg.variants:
+            problems += _check_variant(str(variant), ref, tmp, tol, cfg.device, parity)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return problems
+
+
+def _check_variant(variant: str, ref: str, tmp: str, tol: float, dev: DictConfig, parity) -> List[str]:
+    """Forward one variant with the recipe weights and compare with the reference's flows."""
+    if variant not in parity.SPECS:
+        return ["unknown variant %r in variants= (use sm and/or lg)" % variant]
+    try:
+        want = parity.expected(variant, ref)
+        prefix = parity.make_checkpoint(variant, os.path.join(tmp, variant))
+        diffs = parity.flow_differences(parity.forward(variant, prefix, ref, device.session_config(dev, None, False)),
+                                        want)
+    except UserError as exc:
+        return ["%s-6-2: %s" % (variant, exc)]
+    worst = max(diffs, key=diffs.get)
+    pyramid = max(v for k, v in diffs.items() if k != "final")
+    ok = diffs[worst] <= tol
+    print("  %s-6-2  max |diff| %.2e px (final %.2e, pyramid %.2e)  %s"
+          % (variant, diffs[worst], diffs["final"], pyramid, "ok" if ok else "FAIL"))
+    if ok:
+        return []
+    return ["%s-6-2 differs from tfoptflow by %.3g px at %s (tolerance %g px)" % (variant, diffs[worst], worst, tol)]
+
+
+@cli.entry("doctor")
+def main(cfg: DictConfig) -> None:
+    """Print the report; every problem is one ``error:`` line and makes the exit status 1."""
+    print("pwcflow doctor (device=%s)" % device.profile(cfg.device))
+    for what, version in versions(cfg.device):
+        print("  %-26s %s" % (what, version))
+    problems = check_device(cfg.device)
+    if not problems:
+        problems = check_parity(cfg)
+    sys.stdout.flush()
+    for line in problems:
+        print("error: %s" % line, file=sys.stderr)
+    if problems:
+        sys.exit(1)
+    print("all checks passed")
+
+
+if __name__ == "__main__":
+    main()
