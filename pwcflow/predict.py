@@ -8,7 +8,7 @@ from pwcflow import cli, config, viz
 from pwcflow.data import flowio
 from pwcflow.errors import UserError
 from pwcflow.predictor import FlowPredictor
-from pwcflow.runtime import checkpoint, device
+from pwcflow.runtime import checkpoint, device, storage
 
 log = logging.getLogger("pwcflow.predict")
 
@@ -23,7 +23,7 @@ def main(cfg: DictConfig) -> None:
     if img1.shape != img2.shape:
         raise UserError("images differ in size: %s is %dx%d, %s is %dx%d"
                         % (cfg.img1, img1.shape[1], img1.shape[0], cfg.img2, img2.shape[1], img2.shape[0]))
-    prefix = checkpoint.resolve(str(cfg.ckpt))
+    prefix = checkpoint.resolve(storage.localize(str(cfg.ckpt), cfg.storage, "checkpoint"))
     predictor = FlowPredictor(spec, prefix, device.session_config(cfg.device, training=False))
     flow = predictor.predict(img1, img2)
     predictor.close()

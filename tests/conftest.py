@@ -8,7 +8,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 REF = Path(os.environ.get("PWCFLOW_TFOPTFLOW_REF", ROOT.parent / "shared" / "tfoptflow-ref"))
-SPEC = REF.parent / "spec"
+SPEC = ROOT / "pwcflow" / "reference"  # tfoptflow's variable lists ship with the package (were shared/spec)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -24,9 +24,8 @@ def ref_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def spec_dir() -> Path:
-    """tfoptflow variable lists (``shared/spec``)."""
-    if not (SPEC / "tfoptflow-lg-6-2-variables.txt").exists():
-        pytest.skip("tfoptflow variable lists not found at %s" % SPEC)
+    """tfoptflow variable lists (``pwcflow/reference``, in the repository: never skipped)."""
+    assert (SPEC / "tfoptflow-lg-6-2-variables.txt").exists(), SPEC
     return SPEC
 
 
