@@ -3,20 +3,27 @@
 PY311 ?= $(shell command -v python3.11 || command -v python3)
 PY37  ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.7*/bin/python3.7) $(shell command -v python3.7))
 
-.PHONY: install install37 tools demo test test311 test37 lint
+# What CI installs is pinned per leg by constraints/py311.txt and constraints/py37.txt (`make lock` refreshes them
+# from working venvs: `make lock VENV=path/.venv VENV37=path/.venv37`).
+VENV ?= .venv
+VENV37 ?= .venv37
+C311 := constraints/py311.txt
+C37  := constraints/py37.txt
+
+.PHONY: install install37 tools demo test test311 test37 lint lock wheel wheel-check
 
 install: .venv/.stamp
-.venv/.stamp: pyproject.toml
+.venv/.stamp: pyproject.toml $(C311)
 	$(PY311) -m venv .venv
 	.venv/bin/pip install -q -U pip
-	.venv/bin/pip install -q -e ".[cpu,dev]"
+	.venv/bin/pip install -q -e ".[cpu,dev]" -c $(C311)
 	touch $@
 
 install37: .venv37/.stamp
-.venv37/.stamp: pyproject.toml
+.venv37/.stamp: pyproject.toml $(C37)
 	@if [ -z "$(PY37)" ]; then echo "no Python 3.7 found: skipping the TF 1.15 leg"; exit 0; fi; \
 	$(PY37) -m venv .venv37 && .venv37/bin/pip install -q -U pip && \
-	.venv37/bin/pip install -q -e ".[tf1,dev]" && touch $@
+	.venv37/bin/pip install -q -e ".[tf1,dev]" -c $(C37) && touch $@
 
 # Test tools outside PyPI: npm's s3rver (a file-backed S3-compatible server) for the OBS storage tests.
 # Idempotent; without npm the storage tests fall back to moto_server and skip the server-restart test.
@@ -41,3 +48,23 @@ test311: install tools
 test37: install37 tools
 	@if [ ! -x .venv37/bin/python ]; then echo "TF 1.15 leg SKIPPED: no Python 3.7 on this machine"; \
 	else .venv37/bin/python -m pytest -q; fi
+
+# Pin every installed distribution of the working venvs (pwcflow itself, pip, setuptools and wheel excluded).
+lock:
+	@mkdir -p constraints
+	@printf '# make lock: pins for the Python 3.11 + TF 2.x leg (from %s)\n' "$$($(VENV)/bin/python -V 2>&1)" > $(C311)
+	$(VENV)/bin/pip freeze --exclude-editable | grep -iv '^pwcflow[=@ ]' >> $(C311)
+	@if [ -x $(VENV37)/bin/pip ]; then \
+	  printf '# make lock: pins for the Python 3.7 + TF 1.15.5 leg (from %s)\n' "$$($(VENV37)/bin/python -V 2>&1)" > $(C37); \
+	  $(VENV37)/bin/pip freeze --exclude-editable | grep -iv '^pwcflow[=@ ]' >> $(C37); \
+	else echo "no $(VENV37): $(C37) left as it is"; fi
+
+# The installable package: dist/pwcflow-*.whl (configs, presets and the tfoptflow reference inside).
+wheel: install
+	rm -rf dist build
+	.venv/bin/python -m pip wheel . --no-deps --no-build-isolation -q -w dist
+	rm -rf build
+
+# The wheel as a user installs it: a fresh venv, pinned dependencies, predict and a short train from a temp folder.
+wheel-check: wheel
+	PY311="$(PY311)" C311="$(C311)" .ci/wheel_check
