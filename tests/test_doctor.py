@@ -20,7 +20,7 @@ def test_doctor_passes_on_this_machine(tmp_path):
         assert what in out
     rows = [ln.split() for ln in out.splitlines() if ln.strip().startswith(("sm-6-2", "lg-6-2"))]
     assert [r[0] for r in rows] == ["sm-6-2", "lg-6-2"] and all(r[-1] == "ok" for r in rows)
-    assert all(float(r[2]) <= 1e-4 for r in rows)
+    assert all(float(r[3]) <= 1e-4 for r in rows)
     assert "all checks passed" in out and "error:" not in proc.stderr
     assert list(tmp_path.iterdir()) == []  # the doctor writes nothing
 
