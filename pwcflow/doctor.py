@@ -55,10 +55,10 @@ def cann_version() -> str:
 
 
 def visible_gpus() -> List[str]:
-    """Names of the GPUs TensorFlow can use."""
-    from tensorflow.python.client import device_lib
+    """The GPUs TensorFlow can use (listing them allocates no GPU memory; TF 1.15 and 2.x alike)."""
+    import tensorflow
 
-    return [d.physical_device_desc or d.name for d in device_lib.list_local_devices() if d.device_type == "GPU"]
+    return [d.name for d in tensorflow.config.experimental.list_physical_devices("GPU")]
 
 
 def versions(dev: DictConfig) -> List[Tuple[str, str]]:
