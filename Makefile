@@ -62,7 +62,7 @@ lock:
 # The installable package: dist/pwcflow-*.whl (configs, presets and the tfoptflow reference inside).
 wheel: install
 	rm -rf dist build
-	.venv/bin/python -m pip wheel . --no-deps --no-build-isolation -q -w dist
+	.venv/bin/python -m pip wheel . --no-deps -q -w dist
 	rm -rf build
 
 # The wheel as a user installs it: a fresh venv, pinned dependencies, predict and a short train from a temp folder.
