@@ -136,6 +136,16 @@ def write_kitti_flow(path: str, flow: np.ndarray, valid: np.ndarray = None) -> N
     _atomic_write(path, lambda tmp: cv2.imwrite(tmp, rgb[:, :, ::-1]), ext=".png")
 
 
+def write_npy(path: str, array: np.ndarray) -> None:
+    """Write an array as ``.npy``, atomically."""
+    _atomic_write(path, lambda tmp: np.save(tmp, np.asarray(array)), ext=".npy")
+
+
+def write_gray(path: str, img: np.ndarray) -> None:
+    """Write a single-channel uint8 image (a mask, a confidence map), atomically."""
+    _atomic_write(path, lambda tmp: cv2.imwrite(tmp, np.ascontiguousarray(img, np.uint8)), ext=_ext(path))
+
+
 def _write_bytes(tmp: str, payload: bytes) -> None:
     with open(tmp, "wb") as fh:
         fh.write(payload)

@@ -113,7 +113,7 @@ def _compose(spec: SyntheticSpec, split: str, index: int, track: bool = False) -
     img1 = tex.copy()
     img2 = cv2.warpAffine(tex, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
     flow = _displacement(m, xs, ys)
-    mats = [m]  # type: List[np.ndarray]
+    mats: List[np.ndarray] = [m]
     label1, label2 = np.zeros((h, w), np.int32), np.zeros((h, w), np.int32)
 
     for _ in range(rng.randint(2, 6)):
