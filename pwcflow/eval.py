@@ -161,6 +161,7 @@ def log_tensorboard(logdir: str, summary: Dict, step: int) -> None:
     values.update(("epe_%s" % k, v) for k, v in summary["bands"].items())
     values.update(("outliers_%s" % k, v) for k, v in summary["outliers"].items())
     values.update(("scene/%s" % k, v) for k, v in summary["per_scene"].items())
+    values.update((k, summary.get(k)) for k in ("fl_all", "epe_matched", "epe_unmatched"))
     board = summaries.Board(logdir)
     board.scalars(step, {tag + k: v for k, v in values.items() if v is not None})
     board.close()
