@@ -161,7 +161,6 @@ class FrameReader:
         if ref in self.cache:
             return self.cache[ref]
         img = self.video.read(int(ref)) if self.video else flowio.read_image(str(ref))
-        self.cache = {k: v for k, v in self.cache.items() if k != ref}
         if len(self.cache) >= 2:
             self.cache.pop(next(iter(self.cache)))
         self.cache[ref] = img

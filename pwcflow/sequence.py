@@ -178,7 +178,10 @@ def write_pictures(opts: Options, stems: List[str]) -> Tuple[float, List[str]]:
     scale = sequence_scale(opts, stems)
     folder = os.path.join(opts.out, "viz")
     record = os.path.join(folder, "scale.json")
-    same = os.path.isfile(record) and json.load(open(record)).get("max_flow") == scale
+    same = False
+    if os.path.isfile(record):
+        with open(record) as fh:
+            same = json.load(fh).get("max_flow") == scale
     paths = []
     for stem in stems:
         path = os.path.join(folder, stem + ".png")
