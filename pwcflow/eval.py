@@ -11,21 +11,28 @@ zero-pad to a multiple of 64 at the bottom/right, crop back) and writes into the
 - ``contact_sheet.png`` + ``index.html``: a few pairs spread over the split, to look at;
 - ``pictures/<name>_flow.png`` and ``_error.png`` per pair with ``pictures=true`` (``pictures_max``);
 - ``flow/<name>.flo`` per pair for ``split=test`` (or ``flo=true``): with ``dataset=sintel_test`` this is
-  ``flow/<pass>/<scene>/frame_XXXX.flo`` for both passes, the layout Sintel's submission bundler reads.
+  ``flow/<pass>/<scene>/frame_XXXX.flo`` for both passes, the layout Sintel's submission bundler reads
+  (``bundler=PATH`` runs it into ``sintel_submission.lzma``; without it the command is printed);
+- with ``dataset=kitti2015_test`` / ``kitti2012_test``: ``submission/flow/NNNNNN_10.png`` (KITTI 16-bit PNG)
+  and ``<dataset>_submission.zip``, ready to upload.
+
+Besides EPE, ``metrics.json`` holds KITTI's ``fl_all`` and, when the Sintel root has ``training/occlusions/``,
+``epe_matched`` / ``epe_unmatched``.
 """
 
 import logging
 import os
 import re
+import shlex
 import time
 from dataclasses import dataclass, field, replace
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from pwcflow import cli, config, report
+from pwcflow import cli, config, report, submission
 from pwcflow.data import datasets, flowio, pipeline
 from pwcflow.data.datasets import DatasetSpec, Sample
 from pwcflow.errors import UserError
@@ -50,6 +57,8 @@ class Options:
     sheet_pairs: int = 8  # rows in the contact sheet
     max_flow: Optional[float] = None  # colour-wheel scale (px); None = per pair
     progress: bool = True
+    flow_format: str = "flo"  # "flo" (<name>.flo) or "kitti" (<name>.png, KITTI 16-bit)
+    occlusions: Optional[Callable[[str], Optional[np.ndarray]]] = None  # name -> occluded mask (Sintel)
 
 
 @dataclass
@@ -98,9 +107,10 @@ def evaluate(predictor: FlowPredictor, samples: Sequence[Sample], opts: Options,
             vi = None if valid is None else valid[i]
             epe = None
             if gt is not None:
-                epe = out.metrics.update_pair(name, scene_key(by_name[name], passes), flows[i], gt, vi)
+                occ = opts.occlusions(name) if opts.occlusions else None
+                epe = out.metrics.update_pair(name, scene_key(by_name[name], passes), flows[i], gt, vi, occ)
             if opts.flo_dir:
-                flowio.write_flo(os.path.join(opts.flo_dir, name + ".flo"), flows[i])
+                _write_flow(opts, name, flows[i])
                 out.flo_files += 1
             want_pics = bool(opts.pictures_dir) and (not opts.pictures_max or out.picture_pairs < opts.pictures_max)
             if want_pics or name in sheet_names:
@@ -118,6 +128,14 @@ def evaluate(predictor: FlowPredictor, samples: Sequence[Sample], opts: Options,
     bar.close()
     out.seconds = time.time() - start
     return out
+
+
+def _write_flow(opts: Options, name: str, flow: np.ndarray) -> None:
+    """``<flo_dir>/<name>.flo``, or ``<name>.png`` in KITTI's 16-bit encoding."""
+    if opts.flow_format == "kitti":
+        flowio.write_kitti_flow(os.path.join(opts.flo_dir, name + ".png"), flow)
+    else:
+        flowio.write_flo(os.path.join(opts.flo_dir, name + ".flo"), flow)
 
 
 def _write_pictures(folder: str, name: str, pics: List[np.ndarray]) -> List[str]:
@@ -143,6 +161,7 @@ def log_tensorboard(logdir: str, summary: Dict, step: int) -> None:
     values.update(("epe_%s" % k, v) for k, v in summary["bands"].items())
     values.update(("outliers_%s" % k, v) for k, v in summary["outliers"].items())
     values.update(("scene/%s" % k, v) for k, v in summary["per_scene"].items())
+    values.update((k, summary.get(k)) for k in ("fl_all", "epe_matched", "epe_unmatched"))
     board = summaries.Board(logdir)
     board.scalars(step, {tag + k: v for k, v in values.items() if v is not None})
     board.close()
@@ -156,6 +175,7 @@ def summarize(outcome: Outcome, ds: DatasetSpec, split: str, model: str, prefix:
         "pairs": n, "pairs_with_gt": summary["pairs"],
         "ckpt": prefix, "model": model, "dataset": ds.name, "kind": ds.kind, "root": ds.root,
         "passes": list(ds.passes), "split": split, "split_role": ROLES[split],
+        "fl_gt": ds.gt if ds.kind == "kitti2015" else None,
         "seconds": round(outcome.seconds, 3),
         "pairs_per_second": round(n / outcome.seconds, 3) if outcome.seconds > 0 else None,
     })
@@ -187,11 +207,14 @@ def main(cfg: DictConfig) -> None:
     prefix = checkpoint.resolve(storage.localize(str(cfg.ckpt), cfg.storage, "checkpoint"))
     run_dir = _run_dir(cfg.out)
     write_flo = (split == "test") if cfg.flo is None else bool(cfg.flo)
+    kitti_test = ds.kind == "kitti2015" and split == "test"
+    flo_dir = cfg.flo_dir or os.path.join(run_dir, "submission" if kitti_test else "flow")
     opts = Options(batch=int(cfg.batch), workers=int(cfg.workers),
-                   flo_dir=os.path.abspath(str(cfg.flo_dir or os.path.join(run_dir, "flow"))) if write_flo else None,
+                   flo_dir=os.path.abspath(str(flo_dir)) if write_flo else None,
                    pictures_dir=os.path.join(run_dir, "pictures") if cfg.pictures else None,
                    pictures_max=int(cfg.pictures_max), sheet_pairs=int(cfg.sheet_pairs),
-                   max_flow=cfg.max_flow, progress=bool(cfg.progress))
+                   max_flow=cfg.max_flow, progress=bool(cfg.progress), flow_format="kitti" if kitti_test else "flo",
+                   occlusions=submission.sintel_occlusions(ds.root) if ds.kind == "sintel" else None)
     log.info("evaluating %s (%s) on %s split %s (%s): %d pairs", prefix, spec.name, ds.name, split, ROLES[split],
              len(samples))
     device.prepare(cfg.device)
@@ -213,10 +236,30 @@ def main(cfg: DictConfig) -> None:
         log.info("%s: EPE %.4f px over %d pairs -> %s", report.title(summary), summary["epe"], summary["pairs"],
                  run_dir)
     if opts.flo_dir:
-        log.info("wrote %d .flo files under %s", outcome.flo_files, opts.flo_dir)
-        if ds.kind == "sintel" and split == "test":
-            dirs = " ".join(os.path.join(opts.flo_dir, p) for p in ds.passes)
-            log.info("Sintel submission: bundler %s <name>.lzma (Sintel's tool takes the clean and final dirs)", dirs)
+        log.info("wrote %d flow files under %s", outcome.flo_files, opts.flo_dir)
+        _submit(cfg, ds, split, opts.flo_dir, run_dir)
+
+
+def _submit(cfg: DictConfig, ds: DatasetSpec, split: str, flo_dir: str, run_dir: str) -> None:
+    """KITTI test: zip the PNG tree. Sintel test: run the bundler (``bundler=PATH``) or print its command."""
+    if split != "test":
+        return
+    if ds.kind == "kitti2015":
+        path = os.path.join(run_dir, "%s_submission.zip" % ds.name)
+        n = submission.zip_tree(flo_dir, path)
+        print("KITTI submission (%d flow maps): %s" % (n, path), flush=True)
+    elif ds.kind == "sintel":
+        out = os.path.join(run_dir, "sintel_submission.lzma")
+        bundler = cfg.get("bundler")
+        if not bundler:
+            cmd = [os.path.join("<MPI-Sintel-complete>", "bundler", "linux-x64", "bundler"),
+                   os.path.join(flo_dir, "clean"), os.path.join(flo_dir, "final"), out]
+            print("Sintel submission: run  %s  (or add bundler=PATH)" % " ".join(shlex.quote(c) for c in cmd),
+                  flush=True)
+            return
+        cmd = submission.bundler_command(os.path.abspath(str(bundler)), flo_dir, ds.passes, out)
+        submission.run_bundler(cmd)
+        print("Sintel submission: %s" % out, flush=True)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,7 @@
-"""``python -m pwcflow.predict ckpt=PATH img1=A.png img2=B.png out=FLOW.flo [viz=FLOW.png]``."""
+"""``python -m pwcflow.predict ckpt=PATH img1=A.png img2=B.png out=FLOW.flo [viz=FLOW.png]``.
+
+With ``input=<folder | glob | video | list.txt> out=DIR`` it predicts a whole sequence (``pwcflow.sequence``).
+"""
 
 import logging
 
@@ -15,7 +18,12 @@ log = logging.getLogger("pwcflow.predict")
 
 @cli.entry("predict")
 def main(cfg: DictConfig) -> None:
-    """Predict the flow from img1 to img2 and write it as .flo (and optionally a picture)."""
+    """Predict the flow from img1 to img2 and write it as .flo (and optionally a picture); or a sequence."""
+    if cfg.get("input"):
+        cli.require(cfg, "ckpt", "out")
+        from pwcflow import sequence
+
+        return sequence.run(cfg)
     cli.require(cfg, "ckpt", "img1", "img2", "out")
     spec = config.model_spec(cfg.model)
     device.prepare(cfg.device)

@@ -39,6 +39,18 @@ def summary_rows(summary: Dict) -> List[List[str]]:
     rows.append(["EPE (all pixels)", _fmt(summary["epe"])])
     rows += [["EPE %s" % band, _fmt(v)] for band, v in summary["bands"].items()]
     rows += [["outliers > %s" % px, _fmt(v, pct=True)] for px, v in summary["outliers"].items()]
+    return rows + benchmark_rows(summary)
+
+
+def benchmark_rows(summary: Dict) -> List[List[str]]:
+    """KITTI's Fl (Fl-noc when evaluated on ``flow_noc``) and Sintel's matched/unmatched EPE, where present."""
+    rows = []
+    if summary.get("fl_all") is not None:
+        rows.append(["Fl-%s (EPE > 3 px and > 5 %%)" % ("noc" if summary.get("fl_gt") == "noc" else "all"),
+                     _fmt(summary["fl_all"], pct=True)])
+    for key, label in (("epe_matched", "EPE matched (visible)"), ("epe_unmatched", "EPE unmatched (occluded)")):
+        if summary.get(key) is not None:
+            rows.append([label, _fmt(summary[key])])
     return rows
 
 

@@ -19,7 +19,8 @@ import yaml
 from pwcflow.data import flowio
 from pwcflow.errors import UserError
 
-COLUMNS = ("run", "kind", "model", "dataset", "split", "step", "epe", "best_epe", "seed_epe", "paper_epe")
+COLUMNS = ("run", "kind", "model", "dataset", "split", "step", "epe", "fl_all", "epe_matched", "epe_unmatched",
+           "best_epe", "seed_epe", "paper_epe")
 SEED_TABLE = (  # the seed README's results table: (row, Sintel training clean EPE, device count, batch, iterations)
     ("pretrained model", 2.60, 2, 16, 1200000),
     ("Report in paper", 1.70, None, 4, None),
@@ -61,6 +62,7 @@ def summarize(run: str) -> Dict[str, object]:
         "split": m.get("val_split") or m.get("best_by") if kind == "train" else m.get("split"),
         "step": m.get("step"),
         "epe": m.get("val_epe") if kind == "train" else m.get("epe"),
+        "fl_all": m.get("fl_all"), "epe_matched": m.get("epe_matched"), "epe_unmatched": m.get("epe_unmatched"),
         "best_epe": m.get("best_epe"), "seed_epe": seed.get("expected_epe"), "paper_epe": seed.get("paper_epe"),
         "history": m.get("history", []),
     }

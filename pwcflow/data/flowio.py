@@ -128,12 +128,23 @@ def read_kitti_flow(path: str) -> Tuple[np.ndarray, np.ndarray]:
 
 
 def write_kitti_flow(path: str, flow: np.ndarray, valid: np.ndarray = None) -> None:
-    """Write a KITTI 16-bit PNG flow (valid defaults to all ones)."""
-    flow = np.asarray(flow, np.float32)
-    valid = np.ones(flow.shape[:2], np.float32) if valid is None else valid
+    """Write a KITTI 16-bit PNG flow (valid defaults to all ones): R = u*64 + 2^15, G = v*64 + 2^15, B = valid,
+    rounded to the nearest 1/64 px (in float64, so the error stays within 1/128 px)."""
+    flow = np.asarray(flow, np.float64)
+    valid = np.ones(flow.shape[:2], np.float64) if valid is None else np.asarray(valid, np.float64)
     uv = np.clip(flow * 64.0 + 2 ** 15, 0, 2 ** 16 - 1)
     rgb = np.concatenate([uv, valid[..., None]], axis=2).round().astype(np.uint16)
     _atomic_write(path, lambda tmp: cv2.imwrite(tmp, rgb[:, :, ::-1]), ext=".png")
+
+
+def write_npy(path: str, array: np.ndarray) -> None:
+    """Write an array as ``.npy``, atomically."""
+    _atomic_write(path, lambda tmp: np.save(tmp, np.asarray(array)), ext=".npy")
+
+
+def write_gray(path: str, img: np.ndarray) -> None:
+    """Write a single-channel uint8 image (a mask, a confidence map), atomically."""
+    _atomic_write(path, lambda tmp: cv2.imwrite(tmp, np.ascontiguousarray(img, np.uint8)), ext=_ext(path))
 
 
 def _write_bytes(tmp: str, payload: bytes) -> None:

@@ -5,11 +5,12 @@ Every layer moves by its own random affine map ``A`` (frame 1 -> frame 2 pixel c
 the ground truth is exact: at pixel ``p`` of frame 1 the flow is ``A_l p - p`` for the topmost layer
 ``l`` covering ``p`` (channel 0 = u horizontal, 1 = v vertical, as in ``.flo``). Motions are scaled so
 that no pixel of a layer moves more than ``max_motion`` px. Pairs are a pure function of
-``(seed, split, index)``.
+``(seed, split, index)``. ``make_pair_occlusion`` also returns the exact backward flow and the pixels of
+frame 1 that are occluded in frame 2 (covered by another layer there, or moved out of the frame).
 """
 
 from dataclasses import dataclass
-from typing import Tuple
+from typing import List, Tuple
 
 import cv2
 import numpy as np
@@ -80,6 +81,26 @@ def _shape_mask(rng: np.random.RandomState, h: int, w: int) -> np.ndarray:
 
 def make_pair(spec: SyntheticSpec, split: str, index: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pair ``index`` of ``split`` -> (img1 uint8 RGB, img2 uint8 RGB, flow float32 (H, W, 2))."""
+    return _compose(spec, split, index)[:3]
+
+
+def make_pair_occlusion(spec: SyntheticSpec, split: str, index: int) -> Tuple[np.ndarray, ...]:
+    """(img1, img2, forward flow, backward flow (frame 2 -> 1, float32 (H, W, 2)), occluded bool (H, W))."""
+    img1, img2, flow, mats, label1, label2 = _compose(spec, split, index, track=True)
+    h, w = spec.size
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    back = np.zeros_like(flow)
+    for k, m in enumerate(mats):
+        inv = cv2.invertAffineTransform(m)
+        back = np.where((label2 == k)[..., None], _displacement(inv, xs, ys), back)
+    tx, ty = np.rint(xs + flow[..., 0]).astype(int), np.rint(ys + flow[..., 1]).astype(int)
+    inside = (tx >= 0) & (tx < w) & (ty >= 0) & (ty < h)
+    occluded = ~inside | (label2[np.clip(ty, 0, h - 1), np.clip(tx, 0, w - 1)] != label1)
+    return img1, img2, flow, back.astype(np.float32), occluded
+
+
+def _compose(spec: SyntheticSpec, split: str, index: int, track: bool = False) -> Tuple:
+    """The pair; with ``track`` also each layer's affine map and the topmost layer per pixel in both frames."""
     h, w = spec.size
     rng = np.random.RandomState([spec.seed, SPLITS.index(split), index])
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -92,6 +113,8 @@ def make_pair(spec: SyntheticSpec, split: str, index: int) -> Tuple[np.ndarray, 
     img1 = tex.copy()
     img2 = cv2.warpAffine(tex, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
     flow = _displacement(m, xs, ys)
+    mats: List[np.ndarray] = [m]
+    label1, label2 = np.zeros((h, w), np.int32), np.zeros((h, w), np.int32)
 
     for _ in range(rng.randint(2, 6)):
         mask = _shape_mask(rng, h, w)
@@ -107,9 +130,13 @@ def make_pair(spec: SyntheticSpec, split: str, index: int) -> Tuple[np.ndarray, 
         alpha2 = cv2.warpAffine(mask, m, (w, h), flags=cv2.INTER_LINEAR)[..., None]
         img2 = img2 * (1.0 - alpha2) + cv2.warpAffine(tex, m, (w, h), flags=cv2.INTER_LINEAR) * alpha2
         flow = np.where(mask[..., None] > 0.5, _displacement(m, xs, ys), flow)
+        if track:
+            mats.append(m)
+            label1[mask > 0.5] = len(mats) - 1
+            label2[alpha2[..., 0] > 0.5] = len(mats) - 1
 
     to_u8 = lambda im: np.clip(im * 255.0 + 0.5, 0, 255).astype(np.uint8)  # noqa: E731
-    return to_u8(img1), to_u8(img2), flow.astype(np.float32)
+    return (to_u8(img1), to_u8(img2), flow.astype(np.float32)) + ((mats, label1, label2) if track else ())
 
 
 def _displacement(m: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
