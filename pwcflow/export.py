@@ -137,7 +137,7 @@ def _write_checked(cfg: DictConfig, fmt: str, predictor: FlowPredictor, path: st
 
 @cli.entry("export")
 def main(cfg: DictConfig) -> None:
-    """Export a checkpoint as a frozen GraphDef or SavedModel with a fixed input shape."""
+    """Export a checkpoint (pb, SavedModel, ONNX, TFLite or TF-TRT) with a fixed input shape, checked before kept."""
     cli.require(cfg, "ckpt")
     fmt = str(cfg.format)
     if fmt not in FORMATS:
