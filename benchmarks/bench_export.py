@@ -30,9 +30,9 @@ FILE_OF = {"tf-pb": "pb", "onnxruntime": "onnx", "tflite": "tflite"}
 
 def child(args: argparse.Namespace) -> Dict[str, object]:
     """One runtime in this fresh process: load, first call, timed calls, peak RSS, flow saved for comparison."""
-    from pwcflow.export_formats import probe_input
+    from pwcflow import runtimes
 
-    x = probe_input([1, 2, H, W, 3])
+    x = runtimes.sample_input([1, 2, H, W, 3])
     t0 = time.perf_counter()
     if args.child == "tf-session":
         from pwcflow.predictor import FlowPredictor
@@ -55,8 +55,6 @@ def child(args: argparse.Namespace) -> Dict[str, object]:
         def run():
             return sess.run("flow_pred:0", {"x_tnsr:0": x})
     else:
-        from pwcflow import runtimes
-
         model = runtimes.load(args.file, probe=False)
 
         def run():
@@ -73,7 +71,11 @@ def child(args: argparse.Namespace) -> Dict[str, object]:
 
 
 def export(ckpt: str, model: str, fmt: str, out: str) -> dict:
-    """``python -m pwcflow.export`` at 448x1024 batch 1; returns its JSON sidecar (with the self-check)."""
+    """``python -m pwcflow.export`` at 448x1024 batch 1 (kept if ``out`` has it); returns its JSON sidecar."""
+    stem = "pwcnet_%s_1x%dx%d" % (model, H, W)
+    sidecar = os.path.join(out, stem + ".json" if fmt == "pb" else stem + "." + fmt + ".json")
+    if os.path.exists(sidecar):
+        return json.loads(open(sidecar).read())
     env = dict(os.environ, PYTHONPATH=str(common.ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     cmd = [sys.executable, "-m", "pwcflow.export", "ckpt=" + ckpt, "model=" + model, "format=" + fmt,
            "batch=1", "height=%d" % H, "width=%d" % W, "out=" + out]
@@ -81,9 +83,7 @@ def export(ckpt: str, model: str, fmt: str, out: str) -> dict:
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode:
         return {"error": (proc.stderr.strip().splitlines() or ["exit %d" % proc.returncode])[-1]}
-    stem = "pwcnet_%s_1x%dx%d" % (model, H, W)
-    sidecar = stem + ".json" if fmt == "pb" else stem + "." + fmt + ".json"
-    info = json.loads(open(os.path.join(out, sidecar)).read())
+    info = json.loads(open(sidecar).read())
     info["export_s"] = time.perf_counter() - t0
     info["size_mib"] = os.path.getsize(info["path"]) / 2.0 ** 20
     return info
@@ -108,6 +108,7 @@ def main() -> None:
     ap.add_argument("--model", default="lg-6-2")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--formats", default="pb,onnx,tflite")
+    ap.add_argument("--dir", help="folder for the exports (default: a new temporary one); exports there are reused")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--file", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
@@ -116,7 +117,8 @@ def main() -> None:
         print(json.dumps(child(args)))
         return
     load_before = os.getloadavg()
-    tmp = tempfile.mkdtemp(prefix="bench_export_")
+    tmp = args.dir or tempfile.mkdtemp(prefix="bench_export_")
+    os.makedirs(tmp, exist_ok=True)
     ckpt = checkpoint(args.model, tmp)
     exports = {fmt: export(ckpt, args.model, fmt, tmp) for fmt in args.formats.split(",")}
     rows: List[dict] = []

@@ -35,7 +35,7 @@ from typing import List, Optional
 
 from omegaconf import DictConfig
 
-from pwcflow import cli, config, export_formats
+from pwcflow import cli, config, export_formats, runtimes
 from pwcflow.errors import UserError
 from pwcflow.model.pwcnet import ModelSpec
 from pwcflow.predictor import FlowPredictor
@@ -122,7 +122,7 @@ def _shape_text(shape: List[Optional[int]]) -> str:
 
 def _write_checked(cfg: DictConfig, fmt: str, predictor: FlowPredictor, path: str, shape) -> dict:
     """Write ``fmt`` to ``path`` through ``export_formats.write_checked`` (session output as the reference)."""
-    x = export_formats.probe_input(shape)
+    x = runtimes.sample_input(shape)
     want = predictor.sess.run(predictor.output, {predictor.x: x})
     if fmt in ("pb", "savedmodel"):
         write = functools.partial(write_pb if fmt == "pb" else write_savedmodel, predictor)

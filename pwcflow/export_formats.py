@@ -17,7 +17,6 @@ from typing import Callable, Dict, Optional, Tuple
 import numpy as np
 
 from pwcflow import runtimes
-from pwcflow.data import synthetic
 from pwcflow.errors import UserError
 from pwcflow.tf1 import IS_TF1, TF_VERSION, tf
 
@@ -29,14 +28,6 @@ SUFFIX = {"pb": ".pb", "savedmodel": "_savedmodel", "onnx": ".onnx", "tflite": "
 DEFAULT_OPSET = 13
 TOLERANCE = 1e-4  # px: float32 exports differ from the session by float rounding only
 FP16_TOLERANCE = 0.05  # px: float16 weights (tflite fp16=true)
-
-
-def probe_input(shape) -> np.ndarray:
-    """The check's input: a synthetic moving-texture pair (seed 0) at the export's shape (dynamic dims: 1 / 128)."""
-    n = shape[0] or 1
-    h, w = shape[2] or 128, shape[3] or 128
-    img1, img2, _ = synthetic.make_pair(synthetic.SyntheticSpec(size=(h, w)), "val", 0)
-    return np.repeat(runtimes.to_input(img1, img2)[None], n, axis=0)
 
 
 def write_onnx(graph_def: tf.GraphDef, path: str, opset: int = DEFAULT_OPSET) -> None:

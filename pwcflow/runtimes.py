@@ -29,6 +29,15 @@ def to_input(img1: np.ndarray, img2: np.ndarray) -> np.ndarray:
     return np.stack([img1, img2]).astype(np.float32) / 255.0
 
 
+def sample_input(shape: List[Optional[int]]) -> np.ndarray:
+    """A synthetic moving-texture pair (seed 0) as x_tnsr of ``shape`` (dynamic dims: batch 1, 128 px)."""
+    from pwcflow.data import synthetic
+
+    n, h, w = shape[0] or 1, shape[2] or 128, shape[3] or 128
+    img1, img2, _ = synthetic.make_pair(synthetic.SyntheticSpec(size=(h, w)), "val", 0)
+    return np.repeat(to_input(img1, img2)[None], n, axis=0)
+
+
 class OnnxModel:
     """An ``.onnx`` export on onnxruntime's CPU provider."""
 
