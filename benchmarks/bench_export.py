@@ -75,7 +75,9 @@ def export(ckpt: str, model: str, fmt: str, out: str) -> dict:
     stem = "pwcnet_%s_1x%dx%d" % (model, H, W)
     sidecar = os.path.join(out, stem + ".json" if fmt == "pb" else stem + "." + fmt + ".json")
     if os.path.exists(sidecar):
-        return json.loads(open(sidecar).read())
+        info = json.loads(open(sidecar).read())
+        info["size_mib"] = os.path.getsize(info["path"]) / 2.0 ** 20
+        return info
     env = dict(os.environ, PYTHONPATH=str(common.ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     cmd = [sys.executable, "-m", "pwcflow.export", "ckpt=" + ckpt, "model=" + model, "format=" + fmt,
            "batch=1", "height=%d" % H, "width=%d" % W, "out=" + out]
