@@ -124,15 +124,21 @@ def _write_checked(cfg: DictConfig, fmt: str, predictor: FlowPredictor, path: st
     """Write ``fmt`` to ``path`` through ``export_formats.write_checked`` (session output as the reference)."""
     x = runtimes.sample_input(shape)
     want = predictor.sess.run(predictor.output, {predictor.x: x})
+    opts = {"onnx": {"opset": int(cfg.opset)}, "tflite": {"fp16": bool(cfg.fp16)}, "tftrt": {"batch": shape[0]}}
     if fmt in ("pb", "savedmodel"):
         write = functools.partial(write_pb if fmt == "pb" else write_savedmodel, predictor)
     else:
-        opts = {"onnx": {"opset": cfg.opset}, "tflite": {"fp16": bool(cfg.fp16)}, "tftrt": {"batch": shape[0]}}[fmt]
-        write = functools.partial(getattr(export_formats, "write_" + fmt), freeze(predictor), **opts)
+        write = functools.partial(getattr(export_formats, "write_" + fmt), freeze(predictor), **opts[fmt])
     tol = cfg.tolerance
     if tol is None:
         tol = export_formats.FP16_TOLERANCE if fmt == "tflite" and cfg.fp16 else export_formats.TOLERANCE
-    return export_formats.write_checked(fmt, write, path, x, want, float(tol))
+    try:
+        tol = float(tol)
+    except (TypeError, ValueError):
+        raise UserError("bad setting tolerance=%s: must be a number (px)" % tol)
+    record = export_formats.write_checked(fmt, write, path, x, want, tol)
+    record.update({k: v for k, v in opts.get(fmt, {}).items() if k != "batch"})
+    return record
 
 
 @cli.entry("export")
