@@ -1,4 +1,4 @@
-"""``python -m pwcflow.export ckpt=PATH format=pb|savedmodel height=448 width=1024 batch=1``.
+"""``python -m pwcflow.export ckpt=PATH format=pb|savedmodel|onnx|tflite|tftrt height=448 width=1024 batch=1``.
 
 Writes a deployable PWC-Net: a frozen GraphDef (``format=pb``; what Ascend's ATC converter and
 TF-serving-less C++/Java runtimes take) or a TF1-style SavedModel with a ``serving_default``
@@ -20,17 +20,22 @@ Fixed input size: PWC-Net needs height and width that are multiples of 64. Choos
 - ``batch`` fixes the batch size (Ascend wants static shapes). ``batch``, ``height`` or ``width``
   = null leaves that dimension dynamic (fine for TF/GPU serving; ATC then needs ``--input_shape``).
 
+``onnx``, ``tflite`` and ``tftrt`` are in ``pwcflow.export_formats``. Every export is checked before it is
+kept: its own runtime runs it on a generated pair and the max px difference from the checkpoint's session
+goes into the JSON and the log; over ``tolerance`` nothing is written.
+
 If a converter rejects an op, ``model.costvol_impl=reference`` / ``model.warp_impl=reference`` export
 the same network (same numbers) built from plainer ops.
 """
 
+import functools
 import logging
 import os
 from typing import List, Optional
 
 from omegaconf import DictConfig
 
-from pwcflow import cli, config
+from pwcflow import cli, config, export_formats, runtimes
 from pwcflow.errors import UserError
 from pwcflow.model.pwcnet import ModelSpec
 from pwcflow.predictor import FlowPredictor
@@ -39,9 +44,9 @@ from pwcflow.tf1 import tf
 
 log = logging.getLogger("pwcflow.export")
 
-INPUT_NAME = "x_tnsr"
-OUTPUT_NAME = "flow_pred"
-FORMATS = ("pb", "savedmodel")
+INPUT_NAME = export_formats.INPUT_NAME
+OUTPUT_NAME = export_formats.OUTPUT_NAME
+FORMATS = ("pb", "savedmodel", "onnx", "tflite", "tftrt")
 
 
 def input_shape(batch: Optional[int], height: Optional[int], width: Optional[int],
@@ -115,9 +120,30 @@ def _shape_text(shape: List[Optional[int]]) -> str:
     return ",".join("-1" if d is None else str(d) for d in shape)
 
 
+def _write_checked(cfg: DictConfig, fmt: str, predictor: FlowPredictor, path: str, shape) -> dict:
+    """Write ``fmt`` to ``path`` through ``export_formats.write_checked`` (session output as the reference)."""
+    x = runtimes.sample_input(shape)
+    want = predictor.sess.run(predictor.output, {predictor.x: x})
+    opts = {"onnx": {"opset": int(cfg.opset)}, "tflite": {"fp16": bool(cfg.fp16)}, "tftrt": {"batch": shape[0]}}
+    if fmt in ("pb", "savedmodel"):
+        write = functools.partial(write_pb if fmt == "pb" else write_savedmodel, predictor)
+    else:
+        write = functools.partial(getattr(export_formats, "write_" + fmt), freeze(predictor), **opts[fmt])
+    tol = cfg.tolerance
+    if tol is None:
+        tol = export_formats.FP16_TOLERANCE if fmt == "tflite" and cfg.fp16 else export_formats.TOLERANCE
+    try:
+        tol = float(tol)
+    except (TypeError, ValueError):
+        raise UserError("bad setting tolerance=%s: must be a number (px)" % tol)
+    record = export_formats.write_checked(fmt, write, path, x, want, tol)
+    record.update({k: v for k, v in opts.get(fmt, {}).items() if k != "batch"})
+    return record
+
+
 @cli.entry("export")
 def main(cfg: DictConfig) -> None:
-    """Export a checkpoint as a frozen GraphDef or SavedModel with a fixed input shape."""
+    """Export a checkpoint (pb, SavedModel, ONNX, TFLite or TF-TRT) with a fixed input shape, checked before kept."""
     cli.require(cfg, "ckpt")
     fmt = str(cfg.format)
     if fmt not in FORMATS:
@@ -129,21 +155,23 @@ def main(cfg: DictConfig) -> None:
     out_dir = _run_dir(cfg.out)
     predictor = build(spec, prefix, shape, device.session_config(cfg.device, training=False))
     stem = "pwcnet_%s_%s" % (spec.name, "x".join("N" if d is None else str(d) for d in shape[:1] + shape[2:4]))
-    if fmt == "pb":
-        path = write_pb(predictor, os.path.join(out_dir, stem + ".pb"))
-    else:
-        path = write_savedmodel(predictor, os.path.join(out_dir, stem + "_savedmodel"))
-    predictor.close()
+    path = os.path.join(out_dir, stem + export_formats.SUFFIX[fmt])
+    try:
+        check = _write_checked(cfg, fmt, predictor, path, shape)
+    finally:
+        predictor.close()
     info = {"format": fmt, "path": path, "model": spec.name, "ckpt": prefix, "input": INPUT_NAME,
             "input_shape": shape, "input_dtype": "float32", "output": OUTPUT_NAME,
             "output_shape": [shape[0], shape[2], shape[3], 2],
             "preprocess": "RGB uint8 / 255, frames stacked [2, H, W, 3]; zero-pad bottom/right to the input size",
             "postprocess": "crop flow_pred to the original HxW (channels u, v in pixels)"}
+    info.update(check)
     if fmt == "pb":
         info["atc_example"] = ("atc --model=%s --framework=3 --input_shape=\"%s:%s\" --output=%s "
                                "--soc_version=Ascend310" % (os.path.basename(path), INPUT_NAME, _shape_text(shape),
                                                             stem))
-    checkpoint.write_json_atomic(os.path.join(out_dir, stem + ".json"), info)
+    sidecar = stem + ".json" if fmt in ("pb", "savedmodel") else os.path.basename(path) + ".json"
+    checkpoint.write_json_atomic(os.path.join(out_dir, sidecar), info)
     log.info("wrote %s (input %s %s, output %s)", path, INPUT_NAME, shape, OUTPUT_NAME)
 
 
