@@ -28,7 +28,7 @@ def load(name: str):
 @pytest.fixture
 def fake_npu_bridge(monkeypatch):
     """Modules named and shaped like npu_bridge's (signatures as in Ascend/tensorflow's tf_adapter), recording use."""
-    rec = SimpleNamespace(distributed=[], loss_scaled=[])
+    rec = SimpleNamespace(distributed=[], loss_scaled=[], broadcast=[])
 
     class NPUDistributedOptimizer:
         def __init__(self, optimizer, is_weight_update_sharding=False, name=None):
@@ -38,9 +38,20 @@ def fake_npu_bridge(monkeypatch):
         def minimize(self, loss, global_step=None):
             return self.inner.minimize(loss, global_step=global_step)
 
-    class NPUBroadcastGlobalVariablesHook:
+    class NPUBroadcastGlobalVariablesHook:  # npu_hook.py: broadcasts tf.trainable_variables() only
         def __init__(self, root_rank=None, index=None):
             self.args = (root_rank, index)
+
+        def begin(self):
+            pass
+
+        def after_create_session(self, session, coord):
+            pass
+
+    def broadcast(tensor, root_rank, fusion=2, fusion_id=0, group="hccl_world_group"):
+        """hccl_ops.broadcast: a list in, a list out; here every value "received from rank 0" is 7."""
+        rec.broadcast.append((list(tensor), root_rank))
+        return [t * 0 + 7 for t in tensor]
 
     class ExponentialUpdateLossScaleManager:
         def __init__(self, init_loss_scale, incr_every_n_steps, decr_every_n_nan_or_inf=2, incr_ratio=2,
@@ -62,6 +73,7 @@ def fake_npu_bridge(monkeypatch):
         "npu_bridge.estimator.npu.npu_loss_scale_manager": {
             "ExponentialUpdateLossScaleManager": ExponentialUpdateLossScaleManager},
         "npu_bridge.estimator.npu.npu_loss_scale_optimizer": {"NPULossScaleOptimizer": NPULossScaleOptimizer},
+        "npu_bridge.hccl": {}, "npu_bridge.hccl.hccl_ops": {"broadcast": broadcast},
     }
     for name, attrs in contents.items():
         module = ModuleType(name)
@@ -301,6 +313,15 @@ def test_bad_loss_scale(changes, words):
     (["--data_url=obs://b/data", "--train_url=obs://b/out"],
      ["++dataset.root=obs://b/data", "++storage.output_url=obs://b/out"]),
     (["--data_url", "/cache/d", "model=sm-6-2"], ["++dataset.root=/cache/d", "model=sm-6-2"]),
+    (["--data_url=s3://b/data/", "--train_url=s3://b/out/"],
+     ["++dataset.root=s3://b/data/", "++storage.output_url=s3://b/out/"]),
+    # new-style jobs: local paths; the run dir IS train_url (ModelArts uploads it to OBS itself)
+    (["--data_url=/home/ma-user/modelarts/inputs/data_url_0/",
+      "--train_url=/home/ma-user/modelarts/outputs/train_url_0/"],
+     ["++dataset.root=/home/ma-user/modelarts/inputs/data_url_0/",
+      "hydra.run.dir=/home/ma-user/modelarts/outputs/train_url_0"]),
+    (["--train_url", "/home/ma-user/modelarts/outputs/train_url_0"],
+     ["hydra.run.dir=/home/ma-user/modelarts/outputs/train_url_0"]),
     (["--num_gpus=8", "--rank", "0", "--init_method=tcp://x:1", "--world_size=2"], []),
     (["--device=npu", "--device.npu.iterations_per_loop=10", "--train.lr=0.0001"],
      ["device=npu", "device.npu.iterations_per_loop=10", "train.lr=0.0001"]),

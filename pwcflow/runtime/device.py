@@ -161,6 +161,7 @@ def npu_modules() -> SimpleNamespace:
         "loss_scale_manager": "npu_bridge.estimator.npu.npu_loss_scale_manager",
         "optimizer": "npu_bridge.estimator.npu.npu_optimizer",
         "hook": "npu_bridge.estimator.npu.npu_hook",
+        "hccl_ops": "npu_bridge.hccl.hccl_ops",
     }
     try:
         return SimpleNamespace(**{key: importlib.import_module(mod) for key, mod in names.items()})
