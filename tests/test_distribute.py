@@ -249,7 +249,7 @@ def test_hccl_broadcast_after_restore_covers_step_slots_and_loss_scale(monkeypat
     with tf.Graph().as_default():
         step = tf.train.get_or_create_global_step()
         w = tf.get_variable("w", [2], initializer=tf.ones_initializer())
-        scale = tf.get_variable("loss_scale", [], initializer=tf.constant_initializer(2.0 ** 15), trainable=False)
+        tf.get_variable("loss_scale", [], initializer=tf.constant_initializer(2.0 ** 15), trainable=False)
         train_op, _ = engine.build_train_op(lambda: tf.reduce_sum(w * w), tf.train.AdamOptimizer(0.1), step)
         hooks = engine.hooks()
         for hook in hooks:

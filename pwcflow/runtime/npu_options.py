@@ -13,16 +13,16 @@ from typing import Any, Dict, Optional
 from pwcflow.errors import UserError
 from pwcflow.tf1 import tf
 
-B, I, S = "b", "i", "s"
+B, INT, S = "b", "i", "s"
 TYPES: Dict[str, str] = {
     # read with .b()
     "use_off_line": B, "mix_compile_mode": B, "enable_data_pre_proc": B, "hcom_parallel": B, "enable_dump": B,
     "enable_dump_debug": B, "variable_format_optimize": B, "profiling_mode": B, "is_tailing_optimization": B,
     "lower_functional_ops": B, "dynamic_input": B, "enable_compress_weight": B, "hcom_multi_mode": B,
     # read with .i()
-    "graph_run_mode": I, "iterations_per_loop": I, "op_debug_level": I, "enable_exception_dump": I,
-    "session_device_id": I, "task_index": I, "local_rank_id": I, "dynamic_node_type": I, "enable_small_channel": I,
-    "deterministic": I,  # newer CANN
+    "graph_run_mode": INT, "iterations_per_loop": INT, "op_debug_level": INT, "enable_exception_dump": INT,
+    "session_device_id": INT, "task_index": INT, "local_rank_id": INT, "dynamic_node_type": INT,
+    "enable_small_channel": INT, "deterministic": INT,  # deterministic: newer CANN
     # read with .s()
     "precision_mode": S, "graph_memory_max_size": S, "variable_memory_max_size": S, "dump_path": S, "dump_step": S,
     "dump_mode": S, "dump_debug_mode": S, "stream_max_parallel_num": S, "profiling_options": S,
@@ -50,8 +50,8 @@ def kind_of(key: str, value: Any, forced: Optional[Dict[str, str]] = None) -> st
     """``b``, ``i`` or ``s``: ``forced[key]``, else the adapter's type, else guessed from the value."""
     kind = (forced or {}).get(key) or TYPES.get(key)
     if kind is None:
-        kind = B if isinstance(value, bool) else I if isinstance(value, int) else S
-    if kind not in (B, I, S):
+        kind = B if isinstance(value, bool) else INT if isinstance(value, int) else S
+    if kind not in (B, INT, S):
         raise _bad("types.%s" % key, "must be b (bool), i (int) or s (string), got %r" % kind)
     return kind
 
@@ -72,7 +72,7 @@ def write(custom: Any, key: str, value: Any, kind: str) -> None:
         if isinstance(value, str) and value.lower() not in ("true", "false", "1", "0"):
             raise _bad(key, "must be true or false, got %r" % value)
         field.b = value.lower() in ("true", "1") if isinstance(value, str) else bool(value)
-    elif kind == I:
+    elif kind == INT:
         try:
             field.i = int(value)
         except (TypeError, ValueError):
