@@ -208,8 +208,8 @@ class Trainer:
             m.update({"best_epe": key, "best_step": step, "best_ckpt": os.path.relpath(prefix, self.run_dir)})
         checkpoint.write_json_atomic(self.metrics_path, m)
         emit("%s Iter %d [Val]: val_epe=%s (held-out), train_split_epe=%s (training data), best=%s @ %s"
-                   % (time.strftime("%Y-%m-%d %H:%M:%S"), step, _fmt(val_epe), _fmt(train_epe),
-                      _fmt(m.get("best_epe")), m.get("best_step")))
+             % (time.strftime("%Y-%m-%d %H:%M:%S"), step, _fmt(val_epe), _fmt(train_epe),
+                _fmt(m.get("best_epe")), m.get("best_step")))
 
     # -- loop --------------------------------------------------------------------------------------
     def run(self) -> None:

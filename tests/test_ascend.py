@@ -71,3 +71,33 @@ def test_emit_is_one_flushed_line(capsys):
     emit(status_line(5, 1.0, 2.0, 0.1, 3.0, 0.5, 0))
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and out.endswith("\n") and "\r" not in out
+
+
+@pytest.mark.slow
+def test_every_training_step_fetches_the_same_list(tmp_path, monkeypatch):
+    """Two fetch lists would make the Ascend graph compiler build two copies of the training graph."""
+    from conftest import ROOT
+    from hydra import compose, initialize_config_dir
+    from test_train import TINY
+
+    from pwcflow import train
+    from pwcflow.tf1 import tf
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=TINY + ["train.iterations=4", "train.image_interval=1",
+                                                  "train.save_interval=4", "train.val_interval=4"])
+    seen, real = [], tf.Session.run
+
+    def run(self, fetches, *args, **kwargs):
+        if isinstance(fetches, (list, tuple)):
+            seen.append(tuple(id(f) for f in fetches))
+        return real(self, fetches, *args, **kwargs)
+
+    monkeypatch.setattr(tf.Session, "run", run)
+    trainer = train.Trainer(cfg, train.validate(cfg), str(tmp_path))
+    trainer.run()
+    steps = [f for f in seen if id(trainer.train_op) in f]
+    assert len(steps) == 4 and len(set(steps)) == 1
+    images = [v.tag for path in (tmp_path / "tb").iterdir() for event in tf.train.summary_iterator(str(path))
+              for v in event.summary.value if v.HasField("image")]
+    assert images.count("train/frame1_prediction_groundtruth") == 4  # the pictures still come, every step

@@ -80,8 +80,11 @@ def run_sync(cfg_storage, run_dir: str) -> Optional["RunSync"]:
     so ``storage=obs`` with it needs no OBS client.
     """
     out = _get(cfg_storage, "output_url")
-    if not out or not is_remote(str(out)):
+    if not out or os.path.abspath(os.path.expanduser(str(out))) == os.path.abspath(run_dir):
         return None
+    if not is_remote(str(out)):
+        raise UserError("storage.output_url must be an obs:// or s3:// URI, got %r: to write the run into a local "
+                        "folder, set hydra.run.dir=%s (ModelArts' local --train_url does that)" % (str(out), out))
     return RunSync(str(out), run_dir, _build(cfg_storage))
 
 
