@@ -149,3 +149,13 @@ def test_localize_through_moxing(tmp_path, monkeypatch):
     shutil.rmtree(str(root / "bkt"))
     with pytest.raises(Exception, match="nothing found|does not exist"):
         storage.localize("obs://bkt/data2", cfg, "dataset")
+
+
+def test_run_sync_needs_no_client_for_a_local_train_url(tmp_path, monkeypatch):
+    for key in ("OBS_ACCESS_KEY_ID", "OBS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(key, raising=False)
+    run = str(tmp_path / "train_url_0")
+    assert storage.run_sync({"name": "obs", "output_url": None}, run) is None  # storage=obs, local train_url
+    assert storage.run_sync({"name": "obs", "output_url": run + "/"}, run) is None
+    with pytest.raises(Exception, match="hydra.run.dir"):
+        storage.run_sync({"name": "local", "output_url": str(tmp_path / "elsewhere")}, run)
