@@ -130,7 +130,20 @@ def test_old_style_job_through_moxing(tmp_path):
     assert "copy obs://runs/mx/checkpoints/pwcnet.ckpt-4.index" in calls  # the resume pulled through moxing
 
 
-def test_localize_through_moxing(tmp_path, monkeypatch):
+@pytest.fixture
+def moxing_standin(monkeypatch):
+    """``import moxing`` finds the stand-in for this test only (it is dropped from sys.modules afterwards)."""
+    def drop():
+        for name in [m for m in sys.modules if m == "moxing" or m.startswith("moxing.")]:
+            del sys.modules[name]
+
+    drop()
+    monkeypatch.syspath_prepend(str(STANDINS))
+    yield
+    drop()
+
+
+def test_localize_through_moxing(tmp_path, monkeypatch, moxing_standin):
     root = tmp_path / "obs"
     (root / "bkt" / "data" / "sub").mkdir(parents=True)
     (root / "bkt" / "data" / "a.txt").write_text("A")
@@ -138,9 +151,6 @@ def test_localize_through_moxing(tmp_path, monkeypatch):
     monkeypatch.setenv("MOXING_STANDIN_ROOT", str(root))
     for key in ("OBS_ACCESS_KEY_ID", "OBS_SECRET_ACCESS_KEY"):
         monkeypatch.delenv(key, raising=False)
-    monkeypatch.syspath_prepend(str(STANDINS))
-    for name in [m for m in sys.modules if m == "moxing" or m.startswith("moxing.")]:
-        monkeypatch.delitem(sys.modules, name)
     cfg = {"name": "obs", "cache_dir": str(tmp_path / "cache")}
     local = storage.localize("s3://bkt/data", cfg, "dataset")
     assert (Path(local) / "a.txt").read_text() == "A" and (Path(local) / "sub" / "b.txt").read_text() == "BB"
