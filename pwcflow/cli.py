@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 from pwcflow.errors import UserError
+from pwcflow.runtime.obs import is_remote
 
 _PKG = os.path.dirname(os.path.abspath(__file__))
 
@@ -48,6 +49,11 @@ CONFIG_KEY = re.compile(r"^[A-Za-z_][\w.]*$")
 def modelarts_argv(argv: List[str]) -> List[str]:
     """Rewrite ``--data_url=X`` / ``--data_url X`` into Hydra overrides; drop ModelArts' other flags.
 
+    ``--train_url``: an ``obs://``/``s3://`` URI (old-style jobs) becomes ``storage.output_url`` (the run dir is
+    mirrored there); a local path (new-style jobs, which upload it to OBS themselves) becomes the run dir
+    (``hydra.run.dir``), so checkpoints, ``metrics.json``, TensorBoard, ``.hydra/`` and the log land there and
+    a restarted container with the same argv resumes from it.
+
     ModelArts passes a job's hyperparameters as ``--name=value`` too; ``--device=npu`` becomes ``device=npu``.
     """
     out, i = [argv[0]], 1
@@ -57,7 +63,9 @@ def modelarts_argv(argv: List[str]) -> List[str]:
             key, _, value = arg[2:].partition("=")
             if not _ and i + 1 < len(argv):
                 value, i = argv[i + 1], i + 1
-            if key in MODELARTS_FLAGS:
+            if key == "train_url" and value and not is_remote(value):
+                out.append("hydra.run.dir=%s" % os.path.abspath(value))  # new style: the run dir itself
+            elif key in MODELARTS_FLAGS:
                 out.append("++%s=%s" % (MODELARTS_FLAGS[key], value))
         elif arg.startswith("--") and "=" in arg and CONFIG_KEY.match(arg[2:].split("=", 1)[0]) \
                 and arg[2:].split("=", 1)[0] not in HYDRA_FLAGS:

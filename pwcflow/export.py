@@ -31,12 +31,13 @@ the same network (same numbers) built from plainer ops.
 import functools
 import logging
 import os
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from omegaconf import DictConfig
 
 from pwcflow import cli, config, export_formats, runtimes
 from pwcflow.errors import UserError
+from pwcflow.model import ops
 from pwcflow.model.pwcnet import ModelSpec
 from pwcflow.predictor import FlowPredictor
 from pwcflow.runtime import checkpoint, device, storage
@@ -71,6 +72,14 @@ def build(spec: ModelSpec, prefix: str, shape: List[Optional[int]],
     with predictor.graph.as_default():
         predictor.output = tf.identity(predictor.flow, name=OUTPUT_NAME)
     return predictor
+
+
+def build_portable(spec: ModelSpec, prefix: str, shape: List[Optional[int]],
+                   session_config: Optional[tf.ConfigProto] = None) -> FlowPredictor:
+    """``build`` without the convolution splits sized for this host's L2 cache (one conv per layer), so the
+    exported graph is the same on every machine and ATC sees plain Conv2D nodes."""
+    with ops.conv_splitting(0):
+        return build(spec, prefix, shape, session_config)
 
 
 def freeze(predictor: FlowPredictor) -> tf.GraphDef:
@@ -116,8 +125,24 @@ def _run_dir(out: Optional[str]) -> str:
     return HydraConfig.get().runtime.output_dir
 
 
-def _shape_text(shape: List[Optional[int]]) -> str:
-    return ",".join("-1" if d is None else str(d) for d in shape)
+ATC_FILL = {0: ("batch", 1), 2: ("height", 448), 3: ("width", 1024)}  # stand-ins for dynamic dims in the command
+
+
+def atc_command(pb_name: str, shape: List[Optional[int]], stem: str) -> Tuple[str, Optional[str]]:
+    """The ATC command for the .pb with static dims only, and a note naming any dim left dynamic in the graph."""
+    static = list(shape)
+    dynamic = []
+    for index, (key, value) in ATC_FILL.items():
+        if static[index] is None:
+            static[index] = value
+            dynamic.append("%s (filled in as %d)" % (key, value))
+    cmd = ("atc --model=%s --framework=3 --input_shape=\"%s:%s\" --output=%s --soc_version=Ascend310"
+           % (pb_name, INPUT_NAME, ",".join(str(d) for d in static), stem))
+    note = None
+    if dynamic:
+        note = ("the graph leaves %s dynamic; ATC needs static dims, so the command above fixes them: put your "
+                "own sizes in --input_shape" % ", ".join(dynamic))
+    return cmd, note
 
 
 def _write_checked(cfg: DictConfig, fmt: str, predictor: FlowPredictor, path: str, shape) -> dict:
@@ -153,7 +178,7 @@ def main(cfg: DictConfig) -> None:
     device.prepare(cfg.device)
     prefix = checkpoint.resolve(storage.localize(str(cfg.ckpt), cfg.storage, "checkpoint"))
     out_dir = _run_dir(cfg.out)
-    predictor = build(spec, prefix, shape, device.session_config(cfg.device, training=False))
+    predictor = build_portable(spec, prefix, shape, device.session_config(cfg.device, training=False))
     stem = "pwcnet_%s_%s" % (spec.name, "x".join("N" if d is None else str(d) for d in shape[:1] + shape[2:4]))
     path = os.path.join(out_dir, stem + export_formats.SUFFIX[fmt])
     try:
@@ -167,9 +192,11 @@ def main(cfg: DictConfig) -> None:
             "postprocess": "crop flow_pred to the original HxW (channels u, v in pixels)"}
     info.update(check)
     if fmt == "pb":
-        info["atc_example"] = ("atc --model=%s --framework=3 --input_shape=\"%s:%s\" --output=%s "
-                               "--soc_version=Ascend310" % (os.path.basename(path), INPUT_NAME, _shape_text(shape),
-                                                            stem))
+        info["atc_example"], note = atc_command(os.path.basename(path), shape, stem)
+        print("ATC: %s" % info["atc_example"])
+        if note:
+            info["atc_note"] = note
+            print("note: %s" % note)
     sidecar = stem + ".json" if fmt in ("pb", "savedmodel") else os.path.basename(path) + ".json"
     checkpoint.write_json_atomic(os.path.join(out_dir, sidecar), info)
     log.info("wrote %s (input %s %s, output %s)", path, INPUT_NAME, shape, OUTPUT_NAME)

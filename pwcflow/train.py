@@ -27,7 +27,7 @@ from pwcflow.model import losses
 from pwcflow.model.pwcnet import ModelSpec, pwcnet
 from pwcflow.predictor import pad_to_multiple
 from pwcflow.runtime import checkpoint, device, distribute, storage
-from pwcflow.runtime.summaries import Board, status_line
+from pwcflow.runtime.summaries import Board, emit, interactive, status_line
 from pwcflow.tf1 import tf
 
 log = logging.getLogger("pwcflow.train")
@@ -81,9 +81,7 @@ class Trainer:
         self.metrics = checkpoint.read_json(self.metrics_path) or {"history": []}
         self._stop = False
         self.engine = distribute.create(cfg.device)
-        store = storage.from_config(cfg.storage)
-        out = cfg.storage.get("output_url")
-        self.sync = storage.RunSync(str(out), run_dir, store) if out and store is not None else None
+        self.sync = storage.run_sync(cfg.storage, run_dir)
 
     # -- graph -------------------------------------------------------------------------------------
     def build(self, start_step: int) -> None:
@@ -209,9 +207,9 @@ class Trainer:
             prefix = checkpoint.save_atomic(self.sess, self.best_saver, self.best_dir, step, keep=1)
             m.update({"best_epe": key, "best_step": step, "best_ckpt": os.path.relpath(prefix, self.run_dir)})
         checkpoint.write_json_atomic(self.metrics_path, m)
-        tqdm.write("%s Iter %d [Val]: val_epe=%s (held-out), train_split_epe=%s (training data), best=%s @ %s"
-                   % (time.strftime("%Y-%m-%d %H:%M:%S"), step, _fmt(val_epe), _fmt(train_epe),
-                      _fmt(m.get("best_epe")), m.get("best_step")))
+        emit("%s Iter %d [Val]: val_epe=%s (held-out), train_split_epe=%s (training data), best=%s @ %s"
+             % (time.strftime("%Y-%m-%d %H:%M:%S"), step, _fmt(val_epe), _fmt(train_epe),
+                _fmt(m.get("best_epe")), m.get("best_step")))
 
     # -- loop --------------------------------------------------------------------------------------
     def run(self) -> None:
@@ -221,6 +219,7 @@ class Trainer:
         self.build(start)
         try:
             self.restore(latest)
+            self.engine.after_restore(self.sess)  # ranks agree on weights, step, slots and loss scale
             self._loop()
         finally:  # close the session (and the input pipeline's threads) on every exit path
             self.sess.close()
@@ -232,15 +231,13 @@ class Trainer:
         total, batch = int(t.iterations), int(t.batch_size)
         board = Board(os.path.join(self.run_dir, "tb") if self.engine.is_chief else None)
         previous = signal.signal(signal.SIGTERM, self._on_sigterm)
-        bar = tqdm(total=total, initial=start, desc="train", unit="step", dynamic_ncols=True, file=sys.stdout)
+        bar = tqdm(total=total, initial=start, desc="train", unit="step", dynamic_ncols=True, file=sys.stdout,
+                   disable=not interactive())
+        fetch = [self.train_op, self.loss, self.epe, self.lr, self.loss_unreg, self.decay]  # the same every step
         window: List[tuple] = []
         step, saved, t0 = start, start, time.time()
         try:
             while step < total and not self._stop:
-                fetch = [self.train_op, self.loss, self.epe, self.lr, self.loss_unreg, self.decay]
-                want_images = (step + 1) % int(t.image_interval) == 0
-                if want_images:
-                    fetch += [self.x, self.y, self.flow]
                 out = self.sess.run(fetch)
                 step += 1
                 if not np.isfinite(out[1]):
@@ -250,8 +247,8 @@ class Trainer:
                 if step % int(t.display_interval) == 0 or step == total:
                     t0 = self._display(step, window, time.time() - t0, board, total, batch)
                     window = []
-                if want_images:
-                    self._pictures(step, board, out[6], out[7], out[8])
+                if step % int(t.image_interval) == 0 and self.engine.is_chief:
+                    self._pictures(step, board)
                 if step % int(t.save_interval) == 0:
                     self.save(step)
                     saved = step
@@ -297,14 +294,22 @@ class Trainer:
         loss, epe, lr, unreg, decay = (float(np.mean([w[i] for w in window])) for i in range(5))
         sec_step = seconds / max(len(window), 1)
         pairs = batch / sec_step if sec_step > 0 else 0.0
-        tqdm.write(status_line(step, loss, epe, lr, pairs, sec_step, total - step))
+        emit(status_line(step, loss, epe, lr, pairs, sec_step, total - step))
         board.scalars(step, {"train/loss": loss, "train/loss_unregularized": unreg, "train/weight_decay": decay,
                              "train/epe": epe, "train/lr": lr, "perf/sec_per_step": sec_step,
                              "perf/pairs_per_sec": pairs})
         board.flush()
         return time.time()
 
-    def _pictures(self, step: int, board: Board, x: np.ndarray, y: np.ndarray, flow: np.ndarray) -> None:
+    def _pictures(self, step: int, board: Board) -> None:
+        """Frame 1, prediction and ground truth of the first validation (else training) pair, through the
+        validation tower: a separate run, so every training step fetches the same list (one NPU graph)."""
+        sample = (self.plan["val"] or self.plan["train"])[0]
+        _, x, y, _ = next(iter(pipeline.eval_batches([sample], batch=1)))
+        if y is None:
+            return
+        h, w = x.shape[2:4]
+        flow = self.sess.run(self.flow_val, {self.x_val: pad_to_multiple(x, self.spec.multiple, (2, 3))})[:, :h, :w]
         scale = float(np.abs(y[0]).max()) or None
         rgb = (x[0, 0] * 255).astype(np.uint8)
         board.image(step, "train/frame1_prediction_groundtruth",

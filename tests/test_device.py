@@ -28,7 +28,7 @@ def load(name: str):
 @pytest.fixture
 def fake_npu_bridge(monkeypatch):
     """Modules named and shaped like npu_bridge's (signatures as in Ascend/tensorflow's tf_adapter), recording use."""
-    rec = SimpleNamespace(distributed=[], loss_scaled=[])
+    rec = SimpleNamespace(distributed=[], loss_scaled=[], broadcast=[])
 
     class NPUDistributedOptimizer:
         def __init__(self, optimizer, is_weight_update_sharding=False, name=None):
@@ -38,9 +38,20 @@ def fake_npu_bridge(monkeypatch):
         def minimize(self, loss, global_step=None):
             return self.inner.minimize(loss, global_step=global_step)
 
-    class NPUBroadcastGlobalVariablesHook:
+    class NPUBroadcastGlobalVariablesHook:  # npu_hook.py: broadcasts tf.trainable_variables() only
         def __init__(self, root_rank=None, index=None):
             self.args = (root_rank, index)
+
+        def begin(self):
+            pass
+
+        def after_create_session(self, session, coord):
+            pass
+
+    def broadcast(tensor, root_rank, fusion=2, fusion_id=0, group="hccl_world_group"):
+        """hccl_ops.broadcast: a list in, a list out; here every value "received from rank 0" is 7."""
+        rec.broadcast.append((list(tensor), root_rank))
+        return [t * 0 + 7 for t in tensor]
 
     class ExponentialUpdateLossScaleManager:
         def __init__(self, init_loss_scale, incr_every_n_steps, decr_every_n_nan_or_inf=2, incr_ratio=2,
@@ -62,6 +73,7 @@ def fake_npu_bridge(monkeypatch):
         "npu_bridge.estimator.npu.npu_loss_scale_manager": {
             "ExponentialUpdateLossScaleManager": ExponentialUpdateLossScaleManager},
         "npu_bridge.estimator.npu.npu_loss_scale_optimizer": {"NPULossScaleOptimizer": NPULossScaleOptimizer},
+        "npu_bridge.hccl": {}, "npu_bridge.hccl.hccl_ops": {"broadcast": broadcast},
     }
     for name, attrs in contents.items():
         module = ModuleType(name)
@@ -138,30 +150,52 @@ def test_npu_profile_field_by_field_without_npu_bridge():
         "dump_debug_mode": b"all", "profiling_mode": False,
     }
     # every documented switch is a key in npu.yaml, and every key there is a switch
-    assert set(dev.npu) == {k for k, _ in device.NPU_SWITCHES} | {"extra"}
+    assert set(dev.npu) == {k for k, _ in device.NPU_SWITCHES} | {"extra", "types"}
     assert cfg.SerializeToString(deterministic=True) == \
         device.session_config(load("npu")).SerializeToString(deterministic=True)
 
 
-def test_npu_switches_follow_config():
+def test_npu_switches_follow_config(tmp_path):
     dev = load("npu")
+    dump = tmp_path / "dump" / "here"
     dev.npu.precision_mode, dev.mixed_precision = "must_keep_origin_dtype", False
-    dev.npu.update({"iterations_per_loop": 100, "enable_data_pre_proc": True, "hcom_parallel": False,
-                    "enable_dump": True, "dump_path": "/cache/dump", "dump_step": "0|5", "dump_mode": "all",
-                    "op_select_implmode": "high_precision", "deterministic": 1, "session_device_id": 3})
-    dev.npu.extra = {"stream_max_parallel_num": "AIcoreEngine:3", "op_wait_timeout": 120, "jit_compile": False}
+    dev.npu.update({"hcom_parallel": False, "enable_dump": True, "dump_path": str(dump), "dump_step": "0|5",
+                    "dump_mode": "all", "op_select_implmode": "high_precision", "deterministic": 1,
+                    "session_device_id": 3})
+    dev.npu.extra = {"stream_max_parallel_num": "AIcoreEngine:3", "op_wait_timeout": 120, "jit_compile": False,
+                     "graph_memory_max_size": 21474836480, "variable_memory_max_size": 10737418240.0,
+                     "my_future_key": 7}
+    dev.npu.types = {"my_future_key": "s"}
     params = _params(device.session_config(dev))
-    assert params["precision_mode"] == b"must_keep_origin_dtype" and params["iterations_per_loop"] == 100
-    assert params["enable_data_pre_proc"] is True and params["hcom_parallel"] is False
+    assert dump.is_dir()  # the adapter's CheckPath aborts on a dump_path that does not exist
+    assert params["precision_mode"] == b"must_keep_origin_dtype" and params["iterations_per_loop"] == 1
+    assert params["enable_data_pre_proc"] is False and params["hcom_parallel"] is False
     assert (params["enable_dump"], params["dump_path"], params["dump_step"], params["dump_mode"]) == (
-        True, b"/cache/dump", b"0|5", b"all")
+        True, str(dump).encode(), b"0|5", b"all")
     assert params["op_select_implmode"] == b"high_precision"
     assert params["deterministic"] == 1 and params["session_device_id"] == 3
     assert params["stream_max_parallel_num"] == b"AIcoreEngine:3"
-    assert params["op_wait_timeout"] == 120 and params["jit_compile"] is False
+    # read with .s() by the adapter: written as strings whatever YAML made of them
+    assert params["jit_compile"] == b"false"
+    assert params["graph_memory_max_size"] == b"21474836480" and params["variable_memory_max_size"] == b"10737418240"
+    assert params["op_wait_timeout"] == 120 and params["my_future_key"] == b"7"
     dev.npu.precision_mode, dev.npu.precision_mode_v2 = None, "origin"
     params = _params(device.session_config(dev))
     assert "precision_mode" not in params and params["precision_mode_v2"] == b"origin"
+
+
+def test_npu_types_follow_the_adapter_source():
+    """Spot checks against tf_adapter/util/npu_attrs.cc (params.at(key).b() / .i() / .s())."""
+    from pwcflow.runtime import npu_options
+
+    reads = {"hcom_parallel": "b", "enable_dump": "b", "graph_run_mode": "i", "op_debug_level": "i",
+             "enable_exception_dump": "i", "session_device_id": "i", "graph_memory_max_size": "s",
+             "variable_memory_max_size": "s", "stream_max_parallel_num": "s", "dump_step": "s",
+             "op_select_implmode": "s", "optypelist_for_implmode": "s", "iterations_per_loop": "i",
+             "enable_data_pre_proc": "b", "mix_compile_mode": "b", "use_off_line": "b", "buffer_optimize": "s"}
+    assert {k: npu_options.TYPES[k] for k in reads} == reads
+    for key, kind in device.NPU_SWITCHES:
+        assert npu_options.TYPES[key] == kind, key
 
 
 def test_npu_inference_graph_run_mode():
@@ -178,6 +212,12 @@ def test_npu_inference_graph_run_mode():
     ({"npu.enable_dump": True}, "dump_path"),
     ({"npu.enable_dump": True, "npu.enable_dump_debug": True, "npu.dump_path": "/d"}, "cannot both"),
     ({"npu.mix_compile_mode": True, "npu.iterations_per_loop": 10}, "iterations_per_loop"),
+    ({"npu.iterations_per_loop": 100}, "iterations_per_loop: must be 1"),
+    ({"npu.enable_data_pre_proc": True}, "enable_data_pre_proc: must be false"),
+    ({"npu.optypelist_for_implmode": "Pooling"}, "needs op_select_implmode"),
+    ({"npu.op_select_implmode": "fastest"}, "op_select_implmode"),
+    ({"npu.extra": {"input_shape": "x:1,2"}}, "go together"),
+    ({"npu.types": {"foo": "float"}}, "types.foo"),
     ({"npu.profiling_mode": True}, "profiling_options"),
     ({"xla": True}, "device.xla"),
     ({"npu.use_offline": True}, "device.npu.use_offline"),
@@ -273,6 +313,15 @@ def test_bad_loss_scale(changes, words):
     (["--data_url=obs://b/data", "--train_url=obs://b/out"],
      ["++dataset.root=obs://b/data", "++storage.output_url=obs://b/out"]),
     (["--data_url", "/cache/d", "model=sm-6-2"], ["++dataset.root=/cache/d", "model=sm-6-2"]),
+    (["--data_url=s3://b/data/", "--train_url=s3://b/out/"],
+     ["++dataset.root=s3://b/data/", "++storage.output_url=s3://b/out/"]),
+    # new-style jobs: local paths; the run dir IS train_url (ModelArts uploads it to OBS itself)
+    (["--data_url=/home/ma-user/modelarts/inputs/data_url_0/",
+      "--train_url=/home/ma-user/modelarts/outputs/train_url_0/"],
+     ["++dataset.root=/home/ma-user/modelarts/inputs/data_url_0/",
+      "hydra.run.dir=/home/ma-user/modelarts/outputs/train_url_0"]),
+    (["--train_url", "/home/ma-user/modelarts/outputs/train_url_0"],
+     ["hydra.run.dir=/home/ma-user/modelarts/outputs/train_url_0"]),
     (["--num_gpus=8", "--rank", "0", "--init_method=tcp://x:1", "--world_size=2"], []),
     (["--device=npu", "--device.npu.iterations_per_loop=10", "--train.lr=0.0001"],
      ["device=npu", "device.npu.iterations_per_loop=10", "train.lr=0.0001"]),

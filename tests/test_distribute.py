@@ -219,8 +219,6 @@ def test_hccl_engine_wires_npu_bridge(monkeypatch, tmp_path, fake_npu_bridge):
     engine = distribute.create(_npu_dev())
     assert isinstance(engine, distribute.HcclEngine)
     assert (engine.rank, engine.size, engine.is_chief, engine.local_rank, engine.shard()) == (3, 8, False, 3, (3, 8))
-    (hook,) = engine.hooks()
-    assert hook.args == (0, 3)
     with tf.Graph().as_default():
         step = tf.train.get_or_create_global_step()
         w = tf.get_variable("w", [2], initializer=tf.ones_initializer())
@@ -239,3 +237,36 @@ def _worker_main(argv: List[str]) -> None:
 
 if __name__ == "__main__":
     _worker_main(sys.argv[1:])
+
+
+def test_hccl_broadcast_after_restore_covers_step_slots_and_loss_scale(monkeypatch, tmp_path, fake_npu_bridge):
+    """A rank resumed from its own checkpoint takes rank 0's weights, global_step, Adam slots and loss scale."""
+    table = tmp_path / "rank_table.json"
+    table.write_text("{}")
+    for key, value in (("RANK_SIZE", "2"), ("RANK_ID", "1"), ("RANK_TABLE_FILE", str(table))):
+        monkeypatch.setenv(key, value)
+    engine = distribute.create(_npu_dev())
+    with tf.Graph().as_default():
+        step = tf.train.get_or_create_global_step()
+        w = tf.get_variable("w", [2], initializer=tf.ones_initializer())
+        tf.get_variable("loss_scale", [], initializer=tf.constant_initializer(2.0 ** 15), trainable=False)
+        train_op, _ = engine.build_train_op(lambda: tf.reduce_sum(w * w), tf.train.AdamOptimizer(0.1), step)
+        hooks = engine.hooks()
+        for hook in hooks:
+            hook.begin()
+        saver = tf.train.Saver()
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            for hook in hooks:
+                hook.after_create_session(sess, None)  # must not broadcast yet: the restore comes next
+            sess.run(train_op)
+            prefix = saver.save(sess, str(tmp_path / "ckpt"), global_step=step)
+            saver.restore(sess, prefix)
+            assert sess.run(step) == 1
+            engine.after_restore(sess)
+            values = sess.run(tf.global_variables())
+    sent = {t.dtype.base_dtype for tensors, _ in fake_npu_bridge.broadcast for t in tensors}
+    assert tf.int64 not in sent and all(root == 0 for _, root in fake_npu_bridge.broadcast)
+    assert len(values) >= 6  # step, w, loss_scale, Adam's m and v of w, beta powers
+    for value in values:
+        assert np.all(np.asarray(value) == 7), values

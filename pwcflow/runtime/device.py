@@ -12,14 +12,16 @@ from typing import Any, List, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from pwcflow.errors import UserError
+from pwcflow.runtime import npu_options
 from pwcflow.tf1 import tf
 
 PROFILES = ("cpu", "gpu", "npu")
 NPU_MISSING = ("device=npu needs Ascend's TensorFlow 1.15 adapter (npu_bridge): install the CANN toolkit and its "
                "TensorFlow plugin (tfplugin) on an Ascend machine, or choose device=cpu or device=gpu")
 
-# NpuOptimizer switches: conf/device/npu.yaml key under ``npu:`` -> parameter_map field (b=bool, i=int, s=bytes).
-# A key set to null is not written, so CANN applies its own default (see docs/devices.md).
+# NpuOptimizer switches named in conf/device/npu.yaml -> parameter_map field (b=bool, i=int, s=bytes); the type
+# written is the adapter's (npu_options.TYPES). A key set to null is not written, so CANN applies its own default.
+# Other keys go under ``npu.extra``; ``npu.types: {key: b|i|s}`` forces the type of a key not in TYPES.
 NPU_SWITCHES = (
     ("use_off_line", "b"), ("precision_mode", "s"), ("precision_mode_v2", "s"), ("mix_compile_mode", "b"),
     ("graph_run_mode", "i"), ("iterations_per_loop", "i"), ("enable_data_pre_proc", "b"), ("hcom_parallel", "b"),
@@ -96,27 +98,24 @@ def base_config(dev: DictConfig, local_rank: int = 0, training: bool = True) -> 
 def _npu_options(cfg: tf.ConfigProto, dev: DictConfig, training: bool) -> None:
     """Add the ``NpuOptimizer`` custom optimizer and the rewrites Ascend's adapter requires off."""
     npu = _plain(dev.get("npu"))
-    unknown = sorted(set(npu) - {k for k, _ in NPU_SWITCHES} - {"extra"})
+    unknown = sorted(set(npu) - {k for k, _ in NPU_SWITCHES} - {"extra", "types"})
     if unknown:
         raise _bad("npu.%s" % unknown[0], "not a known NpuOptimizer switch (put others under device.npu.extra)")
     if npu.get("graph_run_mode") is None:
         npu["graph_run_mode"] = 1 if training else 0
     _check_npu(npu, dev, training)
+    forced = {str(k): str(v) for k, v in (npu.pop("types", None) or {}).items()}
+    params = {k: v for k, v in list(npu.items()) + list((npu.pop("extra", None) or {}).items())
+              if v is not None and k != "extra"}
+    for key in forced:
+        npu_options.kind_of(key, None, forced)
+    npu_options.check(params)
+    npu_options.make_folders(params)
     rewrite = cfg.graph_options.rewrite_options
     custom = rewrite.custom_optimizers.add()
     custom.name = "NpuOptimizer"
-    fields = dict(NPU_SWITCHES)
-    extra = dict(npu.pop("extra", None) or {})
-    for key, value in list(npu.items()) + list(extra.items()):
-        if value is None:
-            continue
-        kind = fields.get(key) or ("b" if isinstance(value, bool) else "i" if isinstance(value, int) else "s")
-        if kind == "b":
-            custom.parameter_map[key].b = bool(value)
-        elif kind == "i":
-            custom.parameter_map[key].i = int(value)
-        else:
-            custom.parameter_map[key].s = tf.compat.as_bytes(str(value))
+    for key, value in params.items():
+        npu_options.write(custom, key, value, npu_options.kind_of(key, value, forced))
     rewrite.remapping = type(rewrite).OFF
     # Huawei's snippets write RewriterConfig.OFF here, the Toggle enum's 2, which this MemOptType field reads as
     # MANUAL (a no-op without manual annotations); NO_MEM_OPT is the field's own "off".
@@ -162,6 +161,7 @@ def npu_modules() -> SimpleNamespace:
         "loss_scale_manager": "npu_bridge.estimator.npu.npu_loss_scale_manager",
         "optimizer": "npu_bridge.estimator.npu.npu_optimizer",
         "hook": "npu_bridge.estimator.npu.npu_hook",
+        "hccl_ops": "npu_bridge.hccl.hccl_ops",
     }
     try:
         return SimpleNamespace(**{key: importlib.import_module(mod) for key, mod in names.items()})

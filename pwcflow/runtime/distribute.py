@@ -67,6 +67,9 @@ class Engine:
         """``SessionRunHook``s the training session needs (e.g. the initial broadcast of variables)."""
         return []
 
+    def after_restore(self, sess: tf.Session) -> None:
+        """Make every rank hold rank 0's state once the session is restored (nothing to do here)."""
+
     def shard(self) -> Tuple[int, int]:
         """``(index, count)`` for ``tf.data.Dataset.shard``: one shard per worker process."""
         return self.rank, self.num_workers
@@ -150,8 +153,39 @@ class HcclEngine(Engine):
         return distributed.minimize(loss, global_step=global_step), loss
 
     def hooks(self) -> list:
-        """Broadcast rank 0's initial variables to every rank after the session starts."""
-        return [self._npu.hook.NPUBroadcastGlobalVariablesHook(0, self.rank)]
+        """Build the broadcast of rank 0's variables (run by ``after_restore``, not at session creation)."""
+        self._broadcast = BroadcastAllVariables(self._npu.hccl_ops)
+        return [self._broadcast]
+
+    def after_restore(self, sess: tf.Session) -> None:
+        """Broadcast rank 0's restored (or initial) state: weights, ``global_step``, optimizer slots, loss scale.
+
+        npu_bridge's ``NPUBroadcastGlobalVariablesHook`` covers only ``tf.trainable_variables()`` and runs in
+        ``after_create_session``, i.e. before a resume's restore: ranks that resumed from different local
+        checkpoints (or one from none) would then run different step counts and hang in HCCL.
+        """
+        sess.run(self._broadcast.op)
+
+
+class BroadcastAllVariables:
+    """A session hook (``begin`` only) building HCCL broadcasts from rank 0 of every global variable."""
+
+    def __init__(self, hccl_ops, root_rank: int = 0) -> None:
+        self.hccl_ops, self.root_rank, self.op = hccl_ops, root_rank, None
+
+    def begin(self) -> None:
+        """Build the op in the current graph (before it is finalized)."""
+        assigns = []
+        for var in tf.global_variables():
+            value = var.read_value() if hasattr(var, "read_value") else var
+            wide = value.dtype.base_dtype == tf.int64  # HCCL's broadcast is sure of int32/float types only
+            sent = tf.cast(value, tf.int32) if wide else value
+            (got,) = self.hccl_ops.broadcast(tensor=[sent], root_rank=self.root_rank)
+            assigns.append(tf.assign(var, tf.cast(got, tf.int64) if wide else got))
+        self.op = tf.group(*assigns, name="broadcast_from_rank0")
+
+    def after_create_session(self, session, coord) -> None:
+        """Nothing: the broadcast runs after the restore (``HcclEngine.after_restore``)."""
 
 
 def _strategy(spec: Dict[str, List[str]], task_type: str, task_index: int, communication: str, gpus: int):

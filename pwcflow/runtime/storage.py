@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import re
+import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple
@@ -72,11 +73,32 @@ def from_config(cfg_storage) -> Optional[ObsStore]:
     return _build(cfg_storage)
 
 
-def _build(cfg_storage) -> ObsStore:
-    """Build the client from config (endpoint, region, ...) and the environment (credentials, endpoint)."""
+def run_sync(cfg_storage, run_dir: str) -> Optional["RunSync"]:
+    """A ``RunSync`` when ``storage.output_url`` is ``obs://``/``s3://``; None for a local or no output_url.
+
+    A local output_url (ModelArts' new-style ``--train_url``) is the run dir itself (see ``cli.modelarts_argv``),
+    so ``storage=obs`` with it needs no OBS client.
+    """
+    out = _get(cfg_storage, "output_url")
+    if not out or os.path.abspath(os.path.expanduser(str(out))) == os.path.abspath(run_dir):
+        return None
+    if not is_remote(str(out)):
+        raise UserError("storage.output_url must be an obs:// or s3:// URI, got %r: to write the run into a local "
+                        "folder, set hydra.run.dir=%s (ModelArts' local --train_url does that)" % (str(out), out))
+    return RunSync(str(out), run_dir, _build(cfg_storage))
+
+
+def _build(cfg_storage):
+    """The client: ``moxing.file`` when Huawei's moxing is importable (ModelArts), else esdk-obs-python built
+    from config (endpoint, region, ...) and the environment (credentials; ``OBS_ENDPOINT`` or ``S3_ENDPOINT``)."""
     check_no_secrets(cfg_storage)
+    from pwcflow.runtime import moxing_io
+
+    mox = moxing_io.moxing_file()
+    if mox is not None:
+        return moxing_io.MoxingStore(mox, workers=_get(cfg_storage, "workers", 8), cache_dir=cache_root(cfg_storage))
     region = _get(cfg_storage, "region")
-    endpoint = _get(cfg_storage, "endpoint") or os.environ.get(ENV_ENDPOINT)
+    endpoint = _get(cfg_storage, "endpoint") or os.environ.get(ENV_ENDPOINT) or os.environ.get("S3_ENDPOINT")
     if not endpoint and region:
         endpoint = "https://obs.%s.myhuaweicloud.com" % region
     require_credentials()
@@ -304,8 +326,10 @@ def _locked(cache: str, bucket: str) -> Iterator[None]:
 
 
 def _bar(total: int, desc: str) -> tqdm:
-    """A byte progress bar (hidden for small transfers, so per-checkpoint pushes do not flood the log)."""
-    return tqdm(total=total, unit="B", unit_scale=True, desc=desc, disable=total < _BAR_MIN_BYTES, mininterval=1.0)
+    """A byte progress bar (hidden for small transfers, so per-checkpoint pushes do not flood the log, and when
+    stderr is not a terminal, so a file-captured log gets no carriage-return frames)."""
+    return tqdm(total=total, unit="B", unit_scale=True, desc=desc, mininterval=1.0,
+                disable=total < _BAR_MIN_BYTES or not sys.stderr.isatty())
 
 
 def _parallel(store: ObsStore, items: List[tuple], fn) -> Iterator[tuple]:

@@ -1,6 +1,7 @@
 """TensorBoard logging (scalars and images, TF 1.15 and 2.x alike) and tfoptflow's status line."""
 
 import datetime
+import sys
 from typing import Dict, Optional
 
 import numpy as np
@@ -58,3 +59,20 @@ def status_line(step: int, loss: float, epe: float, lr: float, samples_per_sec: 
     return "%s Iter %d [Train]: loss=%.2f, epe=%.2f, lr=%f, samples/sec=%.1f, sec/step=%.3f, eta=%s" % (
         now.strftime("%Y-%m-%d %H:%M:%S"), step, loss, epe, lr, samples_per_sec, sec_per_step, eta)
 
+
+
+def interactive() -> bool:
+    """True when stdout is a terminal; a file-captured log (ModelArts, ``> LOG``) gets no progress bar frames."""
+    return bool(getattr(sys.stdout, "isatty", None)) and sys.stdout.isatty()
+
+
+def emit(line: str) -> None:
+    """Print one status line as a line of its own (above a live progress bar on a terminal), flushed at once,
+    so ``grep``/``awk`` on a captured log (Ascend ModelZoo's train_performance_1p.sh) see every line."""
+    if interactive():
+        from tqdm import tqdm
+
+        tqdm.write(line, file=sys.stdout)
+    else:
+        sys.stdout.write(line + "\n")
+    sys.stdout.flush()

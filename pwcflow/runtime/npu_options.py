@@ -1,0 +1,118 @@
+"""NpuOptimizer ``parameter_map`` entries typed as Ascend's TF adapter reads them, and the settings it aborts on.
+
+The types come from ``tf_adapter/util/npu_attrs.cc`` (``GetAllAttrOptions``/``NpuOptimizer`` parsing:
+``params.at(key).b()``, ``.i()`` or ``.s()``) of Ascend/tensorflow; a key written with another type is read as
+the empty default (``""``, 0 or false), so e.g. ``graph_memory_max_size=21474836480`` written as an int would be
+silently ignored. Keys marked "newer CANN" are read as strings/ints by the CANN 6-8 adapters (not in the source
+checked). The adapter ends the process with ``LOG(FATAL)`` on the combinations refused in ``check``.
+"""
+
+import os
+from typing import Any, Dict, Optional
+
+from pwcflow.errors import UserError
+from pwcflow.tf1 import tf
+
+B, INT, S = "b", "i", "s"
+TYPES: Dict[str, str] = {
+    # read with .b()
+    "use_off_line": B, "mix_compile_mode": B, "enable_data_pre_proc": B, "hcom_parallel": B, "enable_dump": B,
+    "enable_dump_debug": B, "variable_format_optimize": B, "profiling_mode": B, "is_tailing_optimization": B,
+    "lower_functional_ops": B, "dynamic_input": B, "enable_compress_weight": B, "hcom_multi_mode": B,
+    # read with .i()
+    "graph_run_mode": INT, "iterations_per_loop": INT, "op_debug_level": INT, "enable_exception_dump": INT,
+    "session_device_id": INT, "task_index": INT, "local_rank_id": INT, "dynamic_node_type": INT,
+    "enable_small_channel": INT, "deterministic": INT,  # deterministic: newer CANN
+    # read with .s()
+    "precision_mode": S, "graph_memory_max_size": S, "variable_memory_max_size": S, "dump_path": S, "dump_step": S,
+    "dump_mode": S, "dump_debug_mode": S, "stream_max_parallel_num": S, "profiling_options": S,
+    "auto_tune_mode": S, "enable_scope_fusion_passes": S, "mstune_mode": S, "work_path": S, "job": S,
+    "dynamic_graph_execute_mode": S, "dynamic_inputs_shape_range": S, "local_device_list": S,
+    "op_select_implmode": S, "optypelist_for_implmode": S, "input_shape": S, "dynamic_dims": S,
+    "buffer_optimize": S, "fusion_switch_file": S, "compress_weight_conf": S, "op_compiler_cache_mode": S,
+    "op_compiler_cache_dir": S, "debug_dir": S,
+    "precision_mode_v2": S, "modify_mixlist": S, "jit_compile": S, "customize_dtypes": S,  # newer CANN
+    "op_precision_mode": S,  # newer CANN
+}
+# Folders the adapter checks with CheckPath (must exist, readable and writable) or writes into.
+FOLDERS = ("dump_path", "work_path", "op_compiler_cache_dir", "debug_dir")
+CHOICES = {"op_select_implmode": ("high_precision", "high_performance"), "dump_mode": ("input", "output", "all"),
+           "dump_debug_mode": ("aicore_overflow", "atomic_overflow", "all"), "graph_run_mode": (0, 1),
+           "buffer_optimize": ("l2_optimize", "off_optimize"),
+           "dynamic_graph_execute_mode": ("lazy_recompile", "dynamic_execute")}
+
+
+def _bad(key: str, why: str) -> UserError:
+    return UserError("bad setting device.npu.%s: %s" % (key, why))
+
+
+def kind_of(key: str, value: Any, forced: Optional[Dict[str, str]] = None) -> str:
+    """``b``, ``i`` or ``s``: ``forced[key]``, else the adapter's type, else guessed from the value."""
+    kind = (forced or {}).get(key) or TYPES.get(key)
+    if kind is None:
+        kind = B if isinstance(value, bool) else INT if isinstance(value, int) else S
+    if kind not in (B, INT, S):
+        raise _bad("types.%s" % key, "must be b (bool), i (int) or s (string), got %r" % kind)
+    return kind
+
+
+def as_text(value: Any) -> str:
+    """A value as the adapter's string: booleans lower-case, whole floats without '.0'."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def write(custom: Any, key: str, value: Any, kind: str) -> None:
+    """Set ``custom.parameter_map[key]`` to ``value`` as ``kind``."""
+    field = custom.parameter_map[key]
+    if kind == B:
+        if isinstance(value, str) and value.lower() not in ("true", "false", "1", "0"):
+            raise _bad(key, "must be true or false, got %r" % value)
+        field.b = value.lower() in ("true", "1") if isinstance(value, str) else bool(value)
+    elif kind == INT:
+        try:
+            field.i = int(value)
+        except (TypeError, ValueError):
+            raise _bad(key, "must be an integer, got %r" % (value,)) from None
+    else:
+        field.s = tf.compat.as_bytes(as_text(value))
+
+
+def check(params: Dict[str, Any]) -> None:
+    """Refuse, with one line, what the adapter would abort on or silently ignore (``params``: non-null keys)."""
+    for key, allowed in CHOICES.items():
+        if key in params and params[key] not in allowed and as_text(params[key]) not in map(str, allowed):
+            raise _bad(key, "must be one of %s" % (allowed,))
+    if "optypelist_for_implmode" in params and "op_select_implmode" not in params:
+        raise _bad("optypelist_for_implmode", "needs op_select_implmode (high_precision or high_performance): "
+                   "the adapter aborts the process otherwise")
+    ipl = int(params.get("iterations_per_loop", 1))
+    if ipl != 1:
+        raise _bad("iterations_per_loop", "must be 1: pwcflow runs one step per session.run from a one-shot "
+                   "iterator, which the adapter aborts on with iterations_per_loop > 1")
+    if params.get("enable_data_pre_proc") in (True, "true", "True", 1):
+        raise _bad("enable_data_pre_proc", "must be false: with a one-shot iterator the adapter ignores it "
+                   "(the data pipeline stays on the host)")
+    dyn = [k for k in ("input_shape", "dynamic_dims", "dynamic_node_type") if k in params]
+    if dyn and len(dyn) != 3:
+        raise _bad(dyn[0], "input_shape, dynamic_dims and dynamic_node_type go together")
+    if "enable_compress_weight" in params and "compress_weight_conf" in params:
+        raise _bad("compress_weight_conf", "cannot be set together with enable_compress_weight")
+    if "session_device_id" in params and int(params["session_device_id"]) < 0:
+        raise _bad("session_device_id", "must be a non-negative integer")
+
+
+def make_folders(params: Dict[str, Any]) -> None:
+    """Create the folders the adapter requires to exist (``dump_path`` ...), one line if that fails."""
+    for key in FOLDERS:
+        if params.get(key):
+            path = os.path.expanduser(str(params[key]))
+            try:
+                os.makedirs(path, exist_ok=True)
+            except OSError as exc:
+                raise _bad(key, "cannot create %s (%s)" % (path, exc.strerror or exc)) from None
+            if not os.access(path, os.R_OK | os.W_OK):
+                raise _bad(key, "%s must be readable and writable" % path)
