@@ -16,7 +16,6 @@ zero-pad to a multiple of 64 at the bottom/right, crop back) and writes into the
 
 import logging
 import os
-import re
 import time
 from dataclasses import dataclass, field, replace
 from typing import Dict, List, Optional, Sequence
@@ -32,6 +31,7 @@ from pwcflow.errors import UserError
 from pwcflow.metrics import FlowMetrics
 from pwcflow.predictor import FlowPredictor
 from pwcflow.runtime import checkpoint, device, storage, summaries
+from pwcflow.runtime.checkpoint import step_of  # noqa: F401 (re-exported: the one owner is checkpoint)
 
 log = logging.getLogger("pwcflow.eval")
 
@@ -128,12 +128,6 @@ def _write_pictures(folder: str, name: str, pics: List[np.ndarray]) -> List[str]
     for path, img in files:
         flowio.write_image(path, img)
     return [path for path, _ in files]
-
-
-def step_of(prefix: str) -> int:
-    """Training step from a checkpoint prefix like ``pwcnet.ckpt-595000`` (0 if none)."""
-    m = re.search(r"-(\d+)$", prefix)
-    return int(m.group(1)) if m else 0
 
 
 def log_tensorboard(logdir: str, summary: Dict, step: int) -> None:

@@ -35,6 +35,7 @@ from pwcflow.errors import UserError
 from pwcflow.model.pwcnet import ModelSpec
 from pwcflow.predictor import FlowPredictor
 from pwcflow.runtime import checkpoint, device, storage
+from pwcflow.runtime.atomic import atomic_write_bytes
 from pwcflow.tf1 import tf
 
 log = logging.getLogger("pwcflow.export")
@@ -78,11 +79,7 @@ def freeze(predictor: FlowPredictor) -> tf.GraphDef:
 def write_pb(predictor: FlowPredictor, path: str) -> str:
     """Write the frozen GraphDef to ``path`` (binary protobuf)."""
     data = freeze(predictor).SerializeToString()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, data)
     return path
 
 

@@ -146,7 +146,7 @@ class Trainer:
         if self.engine.is_chief:
             for folder in (self.ckpt_dir, self.best_dir, self.run_dir):
                 checkpoint.remove_stale_temps(folder)
-        latest = tf.train.latest_checkpoint(self.ckpt_dir) if os.path.isdir(self.ckpt_dir) else None
+        latest = checkpoint.latest_intact(self.ckpt_dir)
         if latest is None and self.sync is not None and self.cfg.resume:
             latest = self.sync.pull_latest_checkpoint(self.ckpt_dir)
             if latest:
