@@ -10,6 +10,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
+from pwcflow import config
 from pwcflow.errors import UserError
 
 CONF_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf")
@@ -54,13 +55,17 @@ def require(cfg: DictConfig, *keys: str) -> None:
 
 
 def entry(config_name: str) -> Callable:
-    """Decorate ``fn(cfg)`` into a ``python -m pwcflow.<cmd>`` main with Hydra and clean errors."""
+    """Decorate ``fn(cfg)`` into a ``python -m pwcflow.<cmd>`` main with Hydra and clean errors.
 
-    def deco(fn: Callable[[DictConfig], object]) -> Callable[[], None]:
+    ``fn`` receives the composed config converted and checked by ``config.load`` (a typed dataclass for
+    commands with a schema in ``config.SCHEMAS``); ``main.run(cfg)`` calls ``fn`` on a composed config too.
+    """
+
+    def deco(fn: Callable[[object], object]) -> Callable[[], None]:
         @functools.wraps(fn)
         def guarded(cfg: DictConfig):
             try:
-                return fn(cfg)
+                return fn(config.load(config_name, cfg))
             except (UserError, MissingMandatoryValue) as exc:
                 msg = str(exc).splitlines()[0]
                 print("error: %s" % msg, file=sys.stderr, flush=True)
@@ -70,7 +75,7 @@ def entry(config_name: str) -> Callable:
             sys.argv = modelarts_argv(sys.argv)
             hydra.main(config_path=CONF_DIR, config_name=config_name, version_base="1.3")(guarded)()
 
-        main.run = fn
+        main.run = lambda cfg: fn(config.load(config_name, cfg))
         return main
 
     return deco

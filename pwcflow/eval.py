@@ -21,7 +21,6 @@ from dataclasses import dataclass, field, replace
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
-from omegaconf import DictConfig
 from tqdm import tqdm
 
 from pwcflow import cli, config, report
@@ -165,27 +164,23 @@ def _run_dir(out: Optional[str]) -> str:
 
 
 @cli.entry("eval")
-def main(cfg: DictConfig) -> None:
+def main(cfg: config.EvalConfig) -> None:
     """Evaluate a checkpoint on a data set split (or export test-set flows)."""
-    cli.require(cfg, "ckpt")
-    spec = config.model_spec(cfg.model)
-    ds = datasets.spec_from_config(cfg.dataset)
+    spec, ds = cfg.model, cfg.dataset
     if ds.root:
         ds = replace(ds, root=storage.localize(str(ds.root), cfg.storage, "dataset"))
-    split = str(cfg.split or ds.eval_split)
+    split = cfg.split or ds.eval_split
     if split not in ROLES:
         raise UserError("bad setting split=%s: must be one of %s" % (split, ", ".join(ROLES)))
-    if int(cfg.batch) < 1:
-        raise UserError("bad setting batch=%s: must be >= 1" % cfg.batch)
     samples = datasets.build(ds, split)
-    prefix = checkpoint.resolve(storage.localize(str(cfg.ckpt), cfg.storage, "checkpoint"))
+    prefix = checkpoint.resolve(storage.localize(cfg.ckpt, cfg.storage, "checkpoint"))
     run_dir = _run_dir(cfg.out)
-    write_flo = (split == "test") if cfg.flo is None else bool(cfg.flo)
-    opts = Options(batch=int(cfg.batch), workers=int(cfg.workers),
-                   flo_dir=os.path.abspath(str(cfg.flo_dir or os.path.join(run_dir, "flow"))) if write_flo else None,
+    write_flo = (split == "test") if cfg.flo is None else cfg.flo
+    opts = Options(batch=cfg.batch, workers=cfg.workers,
+                   flo_dir=os.path.abspath(cfg.flo_dir or os.path.join(run_dir, "flow")) if write_flo else None,
                    pictures_dir=os.path.join(run_dir, "pictures") if cfg.pictures else None,
-                   pictures_max=int(cfg.pictures_max), sheet_pairs=int(cfg.sheet_pairs),
-                   max_flow=cfg.max_flow, progress=bool(cfg.progress))
+                   pictures_max=cfg.pictures_max, sheet_pairs=cfg.sheet_pairs,
+                   max_flow=cfg.max_flow, progress=cfg.progress)
     log.info("evaluating %s (%s) on %s split %s (%s): %d pairs", prefix, spec.name, ds.name, split, ROLES[split],
              len(samples))
     device.prepare(cfg.device)

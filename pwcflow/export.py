@@ -28,8 +28,6 @@ import logging
 import os
 from typing import List, Optional
 
-from omegaconf import DictConfig
-
 from pwcflow import cli, config
 from pwcflow.errors import UserError
 from pwcflow.model.pwcnet import ModelSpec
@@ -113,16 +111,15 @@ def _shape_text(shape: List[Optional[int]]) -> str:
 
 
 @cli.entry("export")
-def main(cfg: DictConfig) -> None:
+def main(cfg: config.ExportConfig) -> None:
     """Export a checkpoint as a frozen GraphDef or SavedModel with a fixed input shape."""
-    cli.require(cfg, "ckpt")
-    fmt = str(cfg.format)
+    fmt = cfg.format
     if fmt not in FORMATS:
         raise UserError("bad setting format=%s: must be one of %s" % (fmt, ", ".join(FORMATS)))
-    spec = config.model_spec(cfg.model)
+    spec = cfg.model
     shape = input_shape(cfg.batch, cfg.height, cfg.width, spec.multiple)
     device.prepare(cfg.device)
-    prefix = checkpoint.resolve(storage.localize(str(cfg.ckpt), cfg.storage, "checkpoint"))
+    prefix = checkpoint.resolve(storage.localize(cfg.ckpt, cfg.storage, "checkpoint"))
     out_dir = _run_dir(cfg.out)
     predictor = build(spec, prefix, shape, device.session_config(cfg.device, training=False))
     stem = "pwcnet_%s_%s" % (spec.name, "x".join("N" if d is None else str(d) for d in shape[:1] + shape[2:4]))

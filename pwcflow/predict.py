@@ -2,8 +2,6 @@
 
 import logging
 
-from omegaconf import DictConfig
-
 from pwcflow import cli, config, viz
 from pwcflow.data import flowio
 from pwcflow.errors import UserError
@@ -14,22 +12,21 @@ log = logging.getLogger("pwcflow.predict")
 
 
 @cli.entry("predict")
-def main(cfg: DictConfig) -> None:
+def main(cfg: config.PredictConfig) -> None:
     """Predict the flow from img1 to img2 and write it as .flo (and optionally a picture)."""
-    cli.require(cfg, "ckpt", "img1", "img2", "out")
-    spec = config.model_spec(cfg.model)
+    spec = cfg.model
     device.prepare(cfg.device)
-    img1, img2 = flowio.read_image(str(cfg.img1)), flowio.read_image(str(cfg.img2))
+    img1, img2 = flowio.read_image(cfg.img1), flowio.read_image(cfg.img2)
     if img1.shape != img2.shape:
         raise UserError("images differ in size: %s is %dx%d, %s is %dx%d"
                         % (cfg.img1, img1.shape[1], img1.shape[0], cfg.img2, img2.shape[1], img2.shape[0]))
-    prefix = checkpoint.resolve(str(cfg.ckpt))
+    prefix = checkpoint.resolve(cfg.ckpt)
     predictor = FlowPredictor(spec, prefix, device.session_config(cfg.device, training=False))
     flow = predictor.predict(img1, img2)
     predictor.close()
-    flowio.write_flo(str(cfg.out), flow)
+    flowio.write_flo(cfg.out, flow)
     if cfg.viz:
-        flowio.write_image(str(cfg.viz), viz.flow_to_color(flow, cfg.max_flow))
+        flowio.write_image(cfg.viz, viz.flow_to_color(flow, cfg.max_flow))
     log.info("wrote %s (%dx%d, max |flow| %.2f px)", cfg.out, flow.shape[1], flow.shape[0], float(abs(flow).max()))
 
 
