@@ -114,3 +114,20 @@ def test_atomic_dir_replaces_whole_folder(tmp_path):
     (tmp_path / ".tmp-stale").mkdir()
     atomic.remove_stale_temps(str(tmp_path))
     assert sorted(os.listdir(str(tmp_path))) == ["model"]
+
+
+def test_resume_policy_skips_a_damaged_newest_checkpoint(tmp_path, caplog):
+    from pwcflow.runtime.resume import CheckpointPolicy
+
+    run = tmp_path / "run"
+    prefixes = _save_steps(str(run / "checkpoints"), [2, 4])
+    (run / "checkpoints" / ".tmp-killed").mkdir()
+    os.remove(prefixes[-1] + ".data-00000-of-00001")
+    policy = CheckpointPolicy(str(run), keep=5, is_chief=True, sync=None, resume=True)
+    with caplog.at_level(logging.WARNING, logger="pwcflow"):
+        assert policy.find_resume() == prefixes[0]
+    assert "pwcnet.ckpt-4" in caplog.text
+    assert not (run / "checkpoints" / ".tmp-killed").exists()
+    refuse = CheckpointPolicy(str(run), keep=5, is_chief=True, sync=None, resume=False)
+    with pytest.raises(UserError, match="already has checkpoints"):
+        refuse.find_resume()
