@@ -137,8 +137,11 @@ def test_local_storage_is_a_no_op(tmp_path):
 
 
 def test_config_group_keys():
-    local = OmegaConf.load(str(ROOT / "conf" / "storage" / "local.yaml"))
-    obs = OmegaConf.load(str(ROOT / "conf" / "storage" / "obs.yaml"))
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):  # local.yaml extends obs.yaml
+        local = compose("predict", overrides=["storage=local"]).storage
+        obs = compose("predict", overrides=["storage=obs"]).storage
     assert set(local.keys()) == set(obs.keys())
     assert {"name", "output_url", "cache_dir", "endpoint", "region", "path_style", "signature", "retries",
             "backoff_s"} <= set(obs.keys())
