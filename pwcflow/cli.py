@@ -12,6 +12,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
+from pwcflow import config
 from pwcflow.errors import UserError
 from pwcflow.runtime.obs import is_remote
 
@@ -76,21 +77,29 @@ def modelarts_argv(argv: List[str]) -> List[str]:
     return out
 
 
-def require(cfg: DictConfig, *keys: str) -> None:
-    """Fail with one line naming the first mandatory key the user did not set."""
+def require(cfg, *keys: str) -> None:
+    """Fail with one line naming the first mandatory key the user did not set (a DictConfig or a typed config)."""
     for key in keys:
-        if OmegaConf.is_missing(cfg, key) or cfg.get(key) in (None, ""):
+        if isinstance(cfg, DictConfig):
+            value = None if OmegaConf.is_missing(cfg, key) else cfg.get(key)
+        else:
+            value = getattr(cfg, key)
+        if value in (None, ""):
             raise UserError("missing required setting: add %s=... to the command line" % key)
 
 
 def entry(config_name: str) -> Callable:
-    """Decorate ``fn(cfg)`` into a ``python -m pwcflow.<cmd>`` main with Hydra and clean errors."""
+    """Decorate ``fn(cfg)`` into a ``python -m pwcflow.<cmd>`` main with Hydra and clean errors.
 
-    def deco(fn: Callable[[DictConfig], object]) -> Callable[[], None]:
+    ``fn`` receives the composed config converted and checked by ``config.load`` (a typed dataclass for
+    commands with a schema in ``config.SCHEMAS``); ``main.run(cfg)`` calls ``fn`` on a composed config too.
+    """
+
+    def deco(fn: Callable[[object], object]) -> Callable[[], None]:
         @functools.wraps(fn)
         def guarded(cfg: DictConfig):
             try:
-                return fn(cfg)
+                return fn(config.load(config_name, cfg))
             except (UserError, MissingMandatoryValue) as exc:
                 msg = str(exc).splitlines()[0]
                 print("error: %s" % msg, file=sys.stderr, flush=True)
@@ -101,7 +110,7 @@ def entry(config_name: str) -> Callable:
             register_experiments()
             hydra.main(config_path=CONF_DIR, config_name=config_name, version_base="1.3")(guarded)()
 
-        main.run = fn
+        main.run = lambda cfg: fn(config.load(config_name, cfg))
         return main
 
     return deco

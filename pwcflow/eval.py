@@ -22,14 +22,12 @@ Besides EPE, ``metrics.json`` holds KITTI's ``fl_all`` and, when the Sintel root
 
 import logging
 import os
-import re
 import shlex
 import time
 from dataclasses import dataclass, field, replace
 from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
-from omegaconf import DictConfig
 from tqdm import tqdm
 
 from pwcflow import cli, config, report, submission
@@ -39,6 +37,7 @@ from pwcflow.errors import UserError
 from pwcflow.metrics import FlowMetrics
 from pwcflow.predictor import FlowPredictor
 from pwcflow.runtime import checkpoint, device, storage, summaries
+from pwcflow.runtime.checkpoint import step_of  # noqa: F401 (re-exported: the one owner is checkpoint)
 
 log = logging.getLogger("pwcflow.eval")
 
@@ -148,12 +147,6 @@ def _write_pictures(folder: str, name: str, pics: List[np.ndarray]) -> List[str]
     return [path for path, _ in files]
 
 
-def step_of(prefix: str) -> int:
-    """Training step from a checkpoint prefix like ``pwcnet.ckpt-595000`` (0 if none)."""
-    m = re.search(r"-(\d+)$", prefix)
-    return int(m.group(1)) if m else 0
-
-
 def log_tensorboard(logdir: str, summary: Dict, step: int) -> None:
     """Write the headline scalars (and per-scene EPE) under ``eval/<dataset>/<split>/``."""
     tag = "eval/%s/%s/" % (summary["dataset"], summary["split"])
@@ -191,29 +184,25 @@ def _run_dir(out: Optional[str]) -> str:
 
 
 @cli.entry("eval")
-def main(cfg: DictConfig) -> None:
+def main(cfg: config.EvalConfig) -> None:
     """Evaluate a checkpoint on a data set split (or export test-set flows)."""
-    cli.require(cfg, "ckpt")
-    spec = config.model_spec(cfg.model)
-    ds = datasets.spec_from_config(cfg.dataset)
+    spec, ds = cfg.model, cfg.dataset
     if ds.root:
         ds = replace(ds, root=storage.localize(str(ds.root), cfg.storage, "dataset"))
-    split = str(cfg.split or ds.eval_split)
+    split = cfg.split or ds.eval_split
     if split not in ROLES:
         raise UserError("bad setting split=%s: must be one of %s" % (split, ", ".join(ROLES)))
-    if int(cfg.batch) < 1:
-        raise UserError("bad setting batch=%s: must be >= 1" % cfg.batch)
     samples = datasets.build(ds, split)
-    prefix = checkpoint.resolve(storage.localize(str(cfg.ckpt), cfg.storage, "checkpoint"))
+    prefix = checkpoint.resolve(storage.localize(cfg.ckpt, cfg.storage, "checkpoint"))
     run_dir = _run_dir(cfg.out)
-    write_flo = (split == "test") if cfg.flo is None else bool(cfg.flo)
+    write_flo = (split == "test") if cfg.flo is None else cfg.flo
     kitti_test = ds.kind == "kitti2015" and split == "test"
     flo_dir = cfg.flo_dir or os.path.join(run_dir, "submission" if kitti_test else "flow")
-    opts = Options(batch=int(cfg.batch), workers=int(cfg.workers),
-                   flo_dir=os.path.abspath(str(flo_dir)) if write_flo else None,
+    opts = Options(batch=cfg.batch, workers=cfg.workers,
+                   flo_dir=os.path.abspath(flo_dir) if write_flo else None,
                    pictures_dir=os.path.join(run_dir, "pictures") if cfg.pictures else None,
-                   pictures_max=int(cfg.pictures_max), sheet_pairs=int(cfg.sheet_pairs),
-                   max_flow=cfg.max_flow, progress=bool(cfg.progress), flow_format="kitti" if kitti_test else "flo",
+                   pictures_max=cfg.pictures_max, sheet_pairs=cfg.sheet_pairs,
+                   max_flow=cfg.max_flow, progress=cfg.progress, flow_format="kitti" if kitti_test else "flo",
                    occlusions=submission.sintel_occlusions(ds.root) if ds.kind == "sintel" else None)
     log.info("evaluating %s (%s) on %s split %s (%s): %d pairs", prefix, spec.name, ds.name, split, ROLES[split],
              len(samples))
@@ -240,7 +229,7 @@ def main(cfg: DictConfig) -> None:
         _submit(cfg, ds, split, opts.flo_dir, run_dir)
 
 
-def _submit(cfg: DictConfig, ds: DatasetSpec, split: str, flo_dir: str, run_dir: str) -> None:
+def _submit(cfg: config.EvalConfig, ds: DatasetSpec, split: str, flo_dir: str, run_dir: str) -> None:
     """KITTI test: zip the PNG tree. Sintel test: run the bundler (``bundler=PATH``) or print its command."""
     if split != "test":
         return

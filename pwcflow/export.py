@@ -33,14 +33,13 @@ import logging
 import os
 from typing import List, Optional, Tuple
 
-from omegaconf import DictConfig
-
 from pwcflow import cli, config, export_formats, runtimes
 from pwcflow.errors import UserError
 from pwcflow.model import ops
 from pwcflow.model.pwcnet import ModelSpec
 from pwcflow.predictor import FlowPredictor
 from pwcflow.runtime import checkpoint, device, storage
+from pwcflow.runtime.atomic import atomic_write_bytes
 from pwcflow.tf1 import tf
 
 log = logging.getLogger("pwcflow.export")
@@ -92,11 +91,7 @@ def freeze(predictor: FlowPredictor) -> tf.GraphDef:
 def write_pb(predictor: FlowPredictor, path: str) -> str:
     """Write the frozen GraphDef to ``path`` (binary protobuf)."""
     data = freeze(predictor).SerializeToString()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, data)
     return path
 
 
@@ -145,7 +140,7 @@ def atc_command(pb_name: str, shape: List[Optional[int]], stem: str) -> Tuple[st
     return cmd, note
 
 
-def _write_checked(cfg: DictConfig, fmt: str, predictor: FlowPredictor, path: str, shape) -> dict:
+def _write_checked(cfg: config.ExportConfig, fmt: str, predictor: FlowPredictor, path: str, shape) -> dict:
     """Write ``fmt`` to ``path`` through ``export_formats.write_checked`` (session output as the reference)."""
     x = runtimes.sample_input(shape)
     want = predictor.sess.run(predictor.output, {predictor.x: x})
@@ -167,16 +162,15 @@ def _write_checked(cfg: DictConfig, fmt: str, predictor: FlowPredictor, path: st
 
 
 @cli.entry("export")
-def main(cfg: DictConfig) -> None:
+def main(cfg: config.ExportConfig) -> None:
     """Export a checkpoint (pb, SavedModel, ONNX, TFLite or TF-TRT) with a fixed input shape, checked before kept."""
-    cli.require(cfg, "ckpt")
-    fmt = str(cfg.format)
+    fmt = cfg.format
     if fmt not in FORMATS:
         raise UserError("bad setting format=%s: must be one of %s" % (fmt, ", ".join(FORMATS)))
-    spec = config.model_spec(cfg.model)
+    spec = cfg.model
     shape = input_shape(cfg.batch, cfg.height, cfg.width, spec.multiple)
     device.prepare(cfg.device)
-    prefix = checkpoint.resolve(storage.localize(str(cfg.ckpt), cfg.storage, "checkpoint"))
+    prefix = checkpoint.resolve(storage.localize(cfg.ckpt, cfg.storage, "checkpoint"))
     out_dir = _run_dir(cfg.out)
     predictor = build_portable(spec, prefix, shape, device.session_config(cfg.device, training=False))
     stem = "pwcnet_%s_%s" % (spec.name, "x".join("N" if d is None else str(d) for d in shape[:1] + shape[2:4]))

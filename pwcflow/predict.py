@@ -8,43 +8,40 @@ With ``input=<folder | glob | video | list.txt> out=DIR`` it predicts a whole se
 import logging
 
 import numpy as np
-from omegaconf import DictConfig
 
-from pwcflow import cli, viz
+from pwcflow import cli, config, viz
 from pwcflow.data import flowio
 from pwcflow.errors import UserError
 
 log = logging.getLogger("pwcflow.predict")
 
 
-def _predict_ckpt(cfg: DictConfig, img1: np.ndarray, img2: np.ndarray) -> np.ndarray:
+def _predict_ckpt(cfg: config.PredictConfig, img1: np.ndarray, img2: np.ndarray) -> np.ndarray:
     """Flow from a checkpoint in a TensorFlow session (TensorFlow is imported only here)."""
-    from pwcflow import config
     from pwcflow.predictor import FlowPredictor
     from pwcflow.runtime import checkpoint, device, storage
 
-    spec = config.model_spec(cfg.model)
     device.prepare(cfg.device)
-    prefix = checkpoint.resolve(storage.localize(str(cfg.ckpt), cfg.storage, "checkpoint"))
-    predictor = FlowPredictor(spec, prefix, device.session_config(cfg.device, training=False))
-    flow = predictor.predict(img1, img2)
-    predictor.close()
-    return flow
+    prefix = checkpoint.resolve(storage.localize(cfg.ckpt, cfg.storage, "checkpoint"))
+    predictor = FlowPredictor(cfg.model, prefix, device.session_config(cfg.device, training=False))
+    try:
+        return predictor.predict(img1, img2)
+    finally:
+        predictor.close()
 
 
-def _predict_file(cfg: DictConfig, img1: np.ndarray, img2: np.ndarray) -> np.ndarray:
+def _predict_file(cfg: config.PredictConfig, img1: np.ndarray, img2: np.ndarray) -> np.ndarray:
     """Flow from an exported ``.onnx`` / ``.tflite`` model (no TensorFlow for ``.onnx``)."""
     from pwcflow import runtimes
 
-    path = str(cfg.model_file)
-    return runtimes.predict_pair(runtimes.load(path), img1, img2, path)
+    return runtimes.predict_pair(runtimes.load(cfg.model_file), img1, img2, cfg.model_file)
 
 
 @cli.entry("predict")
-def main(cfg: DictConfig) -> None:
+def main(cfg: config.PredictConfig) -> None:
     """Predict the flow from img1 to img2 and write it as .flo (and optionally a picture); or a sequence."""
-    from_file = bool(cfg.get("model_file"))
-    if cfg.get("input"):
+    from_file = bool(cfg.model_file)
+    if cfg.input:
         if from_file:
             raise UserError("bad setting model_file: sequences (input=) run from a checkpoint (ckpt=) for now")
         cli.require(cfg, "ckpt", "out")
@@ -52,12 +49,12 @@ def main(cfg: DictConfig) -> None:
 
         return sequence.run(cfg)
     cli.require(cfg, *(("img1", "img2", "out") if from_file else ("ckpt", "img1", "img2", "out")))
-    img1, img2 = flowio.read_image(str(cfg.img1)), flowio.read_image(str(cfg.img2))
+    img1, img2 = flowio.read_image(cfg.img1), flowio.read_image(cfg.img2)
     if img1.shape != img2.shape:
         raise UserError("images differ in size: %s is %dx%d, %s is %dx%d"
                         % (cfg.img1, img1.shape[1], img1.shape[0], cfg.img2, img2.shape[1], img2.shape[0]))
     flow = (_predict_file if from_file else _predict_ckpt)(cfg, img1, img2)
-    flowio.write_flo(str(cfg.out), flow)
+    flowio.write_flo(cfg.out, flow)
     if cfg.viz:
         flowio.write_image(str(cfg.viz), viz.flow_to_color(flow, cfg.max_flow))
     log.info("wrote %s (%dx%d, max |flow| %.2f px)", cfg.out, flow.shape[1], flow.shape[0], float(abs(flow).max()))

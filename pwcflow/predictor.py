@@ -25,6 +25,15 @@ def pad_to_multiple(x: np.ndarray, multiple: int, axes: Tuple[int, int]) -> np.n
     return np.pad(x, pad, mode="constant") if any(p[1] for p in pad) else x
 
 
+def predict_padded(sess: tf.Session, x_tensor: tf.Tensor, fetches: List[tf.Tensor], pairs: np.ndarray,
+                   multiple: int) -> List[np.ndarray]:
+    """The one pad-predict-crop path: zero-pad ``pairs`` [B, 2, H, W, 3] bottom/right to ``multiple``, run
+    ``fetches`` (the first is the full-resolution flow), crop that flow back to H x W; the rest as computed."""
+    h, w = pairs.shape[2:4]
+    out = sess.run(fetches, {x_tensor: pad_to_multiple(pairs, multiple, (2, 3))})
+    return [out[0][:, :h, :w]] + list(out[1:])
+
+
 class FlowPredictor:
     """A restored PWC-Net in its own graph and session, reused across calls."""
 
@@ -53,12 +62,9 @@ class FlowPredictor:
 
     def predict_batch(self, pairs: np.ndarray, with_pyramid: bool = False):
         """Flow for a batch [B, 2, H, W, 3] float32 of any H, W; returns [B, H, W, 2] (and pyramid)."""
-        h, w = pairs.shape[2:4]
-        x = pad_to_multiple(pairs, self.spec.multiple, (2, 3))
         fetches = [self.flow] + (list(self.pyramid) if with_pyramid else [])
-        out = self.sess.run(fetches, {self.x: x})
-        flow = out[0][:, :h, :w]
-        return (flow, out[1:]) if with_pyramid else flow
+        out = predict_padded(self.sess, self.x, fetches, pairs, self.spec.multiple)
+        return (out[0], out[1:]) if with_pyramid else out[0]
 
     def predict(self, img1: np.ndarray, img2: np.ndarray) -> np.ndarray:
         """Flow (H, W, 2) from two RGB uint8 frames of equal size."""

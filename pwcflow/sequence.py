@@ -23,7 +23,6 @@ from typing import Callable, Iterable, List, Optional, Tuple
 
 import cv2
 import numpy as np
-from omegaconf import DictConfig
 from tqdm import tqdm
 
 from pwcflow import config, consistency, frames, viz
@@ -31,7 +30,7 @@ from pwcflow.data import flowio
 from pwcflow.errors import UserError
 from pwcflow.frames import Pair
 from pwcflow.predictor import FlowPredictor, to_input
-from pwcflow.runtime import checkpoint, device
+from pwcflow.runtime import checkpoint, device, storage
 
 log = logging.getLogger("pwcflow.predict")
 
@@ -214,34 +213,27 @@ def write_video(path: str, pictures: List[str], fps: float) -> None:
             os.remove(tmp + ".mp4")
 
 
-def options_from_config(cfg: DictConfig, video_in: Optional[str]) -> Options:
-    """Validated ``Options`` from predict's config keys."""
-    fmt = str(cfg.get("format") or "flo")
-    if fmt not in FORMATS:
-        raise UserError("bad setting format=%s: must be one of %s" % (fmt, ", ".join(FORMATS)))
-    if int(cfg.batch) < 1:
-        raise UserError("bad setting batch=%s: must be >= 1" % cfg.batch)
-    out = os.path.abspath(str(cfg.out))
+def options_from_config(cfg: config.PredictConfig, video_in: Optional[str]) -> Options:
+    """``Options`` from predict's typed config (format, batch and ranges were checked at compose time)."""
+    out = os.path.abspath(cfg.out)
     if os.path.isfile(out):
         raise UserError("out must be a folder for input=..., but it is a file: %s" % out)
-    video = cfg.get("video")
+    video = cfg.video
     video = os.path.join(out, "flow.mp4") if video is True else (os.path.abspath(str(video)) if video else None)
-    fps = cfg.get("fps") or (frames.VideoReader(video_in).fps() if video_in else 0.0) or 10.0
-    cons = cfg.get("consistency") or {}
-    return Options(out=out, fmt=fmt, batch=int(cfg.batch), bidirectional=bool(cfg.get("bidirectional")),
-                   alpha1=float(cons.get("alpha1", consistency.ALPHA1)),
-                   alpha2=float(cons.get("alpha2", consistency.ALPHA2)),
+    fps = cfg.fps or (frames.VideoReader(video_in).fps() if video_in else 0.0) or 10.0
+    return Options(out=out, fmt=cfg.format, batch=cfg.batch, bidirectional=cfg.bidirectional,
+                   alpha1=cfg.consistency.alpha1, alpha2=cfg.consistency.alpha2,
                    viz=bool(cfg.viz) or bool(video), max_flow=cfg.max_flow, video=video, fps=float(fps),
-                   progress=bool(cfg.get("progress", True)))
+                   progress=cfg.progress)
 
 
-def run(cfg: DictConfig) -> None:
+def run(cfg: config.PredictConfig) -> None:
     """The sequence form of ``pwcflow.predict`` (``input=`` set)."""
-    pairs, video_in = frames.discover(str(cfg.input))
+    pairs, video_in = frames.discover(cfg.input)
     opts = options_from_config(cfg, video_in)
-    spec = config.model_spec(cfg.model)
+    spec = cfg.model
     device.prepare(cfg.device)
-    prefix = checkpoint.resolve(str(cfg.ckpt))
+    prefix = checkpoint.resolve(storage.localize(cfg.ckpt, cfg.storage, "checkpoint"))
     predictor = FlowPredictor(spec, prefix, device.session_config(cfg.device, training=False))
     try:
         predicted, skipped = predict_pairs(predictor, pairs, frames.FrameReader(video_in), opts)

@@ -127,8 +127,16 @@ def test_uri_parsing():
         assert "malformed OBS URI" in msg and repr(bad) in msg and "\n" not in msg
 
 
+def _storage_group(option: str):
+    """``cfg.storage`` as Hydra composes it (``local.yaml`` extends ``obs.yaml``)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose("predict", overrides=["storage=%s" % option]).storage
+
+
 def test_local_storage_is_a_no_op(tmp_path):
-    cfg = OmegaConf.load(str(ROOT / "conf" / "storage" / "local.yaml"))
+    cfg = _storage_group("local")
     assert from_config(cfg) is None
     assert localize(str(tmp_path), cfg, "dataset") == str(tmp_path)
     assert localize("relative/ckpt", cfg, "checkpoint") == "relative/ckpt"
@@ -137,8 +145,7 @@ def test_local_storage_is_a_no_op(tmp_path):
 
 
 def test_config_group_keys():
-    local = OmegaConf.load(str(ROOT / "conf" / "storage" / "local.yaml"))
-    obs = OmegaConf.load(str(ROOT / "conf" / "storage" / "obs.yaml"))
+    local, obs = _storage_group("local"), _storage_group("obs")
     assert set(local.keys()) == set(obs.keys())
     assert {"name", "output_url", "cache_dir", "endpoint", "region", "path_style", "signature", "retries",
             "backoff_s"} <= set(obs.keys())

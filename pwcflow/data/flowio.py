@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from pwcflow.errors import UserError
+from pwcflow.runtime.atomic import atomic_file
 
 FLO_TAG = 202021.25
 UNKNOWN_FLOW_THRESH = 1e9
@@ -158,14 +159,6 @@ def _ext(path: str) -> str:
 
 def _atomic_write(path: str, writer, ext: str = "") -> None:
     """Run ``writer(tmp_path)`` then rename onto ``path``: no partial output on failure."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, ".tmp-%d-%s%s" % (os.getpid(), os.path.basename(path), ext))
-    try:
-        ok = writer(tmp)
-        if ok is False:
+    with atomic_file(path, suffix=ext) as tmp:
+        if writer(tmp) is False:
             raise UserError("cannot write %s" % path)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)

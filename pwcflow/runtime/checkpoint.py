@@ -1,28 +1,157 @@
-"""Checkpoints: resolve paths, check compatibility, restore by name, atomic save, resume.
+"""Checkpoints, the one owner of their layout: naming, step, ``checkpoint`` state file, resolve order,
+integrity, restore by name, atomic save, resume.
 
 A tfoptflow checkpoint (prefix like ``pwcnet.ckpt-595000`` or a directory holding a
 ``checkpoint`` file) restores unchanged; optimizer slots and step counters in it are ignored.
+
+Layout: ``<dir>/pwcnet.ckpt-<step>.index`` + ``.data-NNNNN-of-NNNNN`` (+ ``.meta``) and a ``checkpoint``
+state file naming the newest (relative names, so a dir can move). A training run dir holds
+``checkpoints/`` and ``checkpoints/best/``; ``RESOLVE_ORDER`` is where a dir is searched.
 """
 
-import json
+import logging
 import os
+import re
 import shutil
 import tempfile
-from typing import Dict, List, Optional
+from typing import Dict, Iterable, List, Optional
 
 from pwcflow.errors import UserError
+from pwcflow.runtime.atomic import atomic_write_json, atomic_write_text, read_json, remove_stale_temps
 from pwcflow.tf1 import tf
 
+__all__ = ["BEST_FILE", "STATE_FILE", "NAME", "RESOLVE_ORDER", "resolve", "step_of", "write_state", "read_state",
+           "named_in_state", "complete_files", "newest_first", "verify", "problem", "latest_intact",
+           "stored_shapes", "model_variables", "check_compatible", "restore", "save_atomic", "discard_after",
+           "remove_stale_temps", "write_text_atomic", "write_json_atomic", "read_json", "is_checkpoint_file"]
+
+log = logging.getLogger(__name__)
+
 BEST_FILE = "best.json"
+STATE_FILE = "checkpoint"
+NAME = "pwcnet.ckpt"
+RESOLVE_ORDER = ("checkpoints/best", "checkpoints", "")  # a run dir's best, its latest, the dir itself
+_PART = re.compile(r"\.(index|meta|data-\d+-of-\d+)$")
+_STEP = re.compile(r"-(\d+)$")
 
 
+# -- naming and the state file -------------------------------------------------------------------------
+def step_of(prefix: str) -> int:
+    """The global step at the end of a checkpoint prefix such as ``.../pwcnet.ckpt-1000`` (0 when none)."""
+    match = _STEP.search(str(prefix))
+    return int(match.group(1)) if match else 0
+
+
+def strip_part(path: str) -> str:
+    """A checkpoint file name or key without its ``.index``/``.meta``/``.data-*`` suffix."""
+    return _PART.sub("", path)
+
+
+def is_checkpoint_file(name: str) -> bool:
+    """True for ``.index``, ``.meta`` and ``.data-*`` files of a checkpoint."""
+    return _PART.search(name) is not None
+
+
+def write_state(ckpt_dir: str, prefixes: List[str]) -> None:
+    """The one writer of a ``checkpoint`` state file: ``prefixes`` oldest first, the last one is current."""
+    names = [os.path.basename(p) for p in prefixes]
+    lines = ['model_checkpoint_path: "%s"' % names[-1]]
+    lines += ['all_model_checkpoint_paths: "%s"' % n for n in names]
+    atomic_write_text(os.path.join(ckpt_dir, STATE_FILE), "\n".join(lines) + "\n")
+
+
+def read_state(ckpt_dir: str) -> List[str]:
+    """Absolute prefixes listed in ``ckpt_dir``'s state file, oldest first, the current one last ([] if none)."""
+    state = tf.train.get_checkpoint_state(ckpt_dir) if os.path.isdir(ckpt_dir) else None
+    if not state or not state.model_checkpoint_path:
+        return []
+    absolute = [p if os.path.isabs(p) else os.path.join(ckpt_dir, p)
+                for p in list(state.all_model_checkpoint_paths) + [state.model_checkpoint_path]]
+    out: List[str] = []
+    for p in absolute:
+        if p in out:
+            out.remove(p)
+        out.append(p)
+    return out
+
+
+def named_in_state(text: Optional[str]) -> Optional[str]:
+    """The basename a ``checkpoint`` state file's text names as current (None if it names none)."""
+    match = re.search(r'^model_checkpoint_path:\s*"([^"]+)"', text or "", re.MULTILINE)
+    return os.path.basename(match.group(1).replace("\\", "/")) if match else None
+
+
+def complete_files(names: Iterable[str], prefix: str) -> List[str]:
+    """The files of checkpoint ``prefix`` among ``names`` (data shards, ``.meta``, ``.index`` last) if its
+    ``.index`` and every data shard are there, else []."""
+    names = set(names)
+    data = [k for k in names if k.startswith(prefix + ".data-")]
+    if prefix + ".index" not in names or not data:
+        return []
+    shards = int(re.search(r"-of-(\d+)$", data[0]).group(1))
+    need = ["%s.data-%05d-of-%05d" % (prefix, i, shards) for i in range(shards)]
+    if any(k not in names for k in need):
+        return []
+    extra = [prefix + ".meta"] if prefix + ".meta" in names else []
+    return need + extra + [prefix + ".index"]
+
+
+def newest_first(prefixes: Iterable[str], named: Optional[str] = None) -> List[str]:
+    """Prefixes by descending step; the one whose basename is ``named`` (a state file's current) first."""
+    ordered = sorted(prefixes, key=lambda p: (step_of(p), p))
+    ordered.sort(key=lambda p: os.path.basename(p) == named)  # stable: the named one last
+    return ordered[::-1]
+
+
+# -- integrity -----------------------------------------------------------------------------------------
+def problem(prefix: str) -> Optional[str]:
+    """Why checkpoint ``prefix`` cannot be restored (a file missing, truncated or corrupt), or None.
+
+    Reads every stored tensor, so a truncated or damaged ``.data`` file is caught (CRC-checked by TF).
+    """
+    folder, stem = os.path.split(os.path.abspath(prefix))
+    names = os.listdir(folder) if os.path.isdir(folder) else []
+    if stem + ".index" not in names:
+        return "%s.index is missing" % stem
+    if not complete_files(names, stem):
+        return "data files of %s are missing" % stem
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except Exception as exc:  # DataLossError, OutOfRangeError, NotFoundError, ...
+        return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return None
+
+
+def verify(prefix: str) -> None:
+    """Raise a one-line ``UserError`` unless every file of checkpoint ``prefix`` is there and readable."""
+    why = problem(prefix)
+    if why is not None:
+        raise UserError("checkpoint %s is damaged: %s" % (prefix, why))
+
+
+def latest_intact(ckpt_dir: str) -> Optional[str]:
+    """The state file's current checkpoint if intact, else the newest intact one it lists (warning about
+    each damaged one); None when the dir has no state file or nothing intact."""
+    listed = read_state(ckpt_dir)
+    named = os.path.basename(listed[-1]) if listed else None
+    for prefix in newest_first(listed, named):
+        why = problem(prefix)
+        if why is None:
+            return prefix
+        log.warning("skipping damaged checkpoint %s (%s); falling back to an older one", prefix, why)
+    return None
+
+
+# -- resolve and restore -------------------------------------------------------------------------------
 def resolve(path: str) -> str:
     """Return a checkpoint prefix for a prefix, a checkpoint directory or a training run dir."""
     if not path:
         raise UserError("no checkpoint given: set ckpt=PATH (a checkpoint prefix or directory)")
     path = os.path.abspath(os.path.expanduser(str(path)))
     if os.path.isdir(path):
-        for sub in ("checkpoints/best", "checkpoints", ""):
+        for sub in RESOLVE_ORDER:
             folder = os.path.join(path, sub) if sub else path
             if os.path.isfile(os.path.join(folder, "checkpoint")):
                 prefix = tf.train.latest_checkpoint(folder)
@@ -31,10 +160,8 @@ def resolve(path: str) -> str:
         raise UserError("no checkpoint found in directory %s (expected a 'checkpoint' file)" % path)
     if os.path.exists(path + ".index"):
         return path
-    if path.endswith((".index", ".meta")) or ".data-" in path:
-        stem = path.rsplit(".", 1)[0] if ".data-" not in path else path.split(".data-")[0]
-        if os.path.exists(stem + ".index"):
-            return stem
+    if is_checkpoint_file(path) and os.path.exists(strip_part(path) + ".index"):
+        return strip_part(path)
     raise UserError("checkpoint not found: %s" % path)
 
 
@@ -91,7 +218,7 @@ def restore(sess: tf.Session, prefix: str, variables: List[tf.Variable], model_n
 
 
 def save_atomic(sess: tf.Session, saver: tf.train.Saver, ckpt_dir: str, step: int, keep: Optional[int] = 5,
-                name: str = "pwcnet.ckpt") -> str:
+                name: str = NAME) -> str:
     """Write a checkpoint into a temp dir, move its files in, then update ``checkpoint`` last.
 
     A crash at any point leaves the previous ``checkpoint`` file pointing at complete files.
@@ -107,83 +234,37 @@ def save_atomic(sess: tf.Session, saver: tf.train.Saver, ckpt_dir: str, step: in
             os.replace(os.path.join(tmp, fname), os.path.join(ckpt_dir, fname))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    _write_state(ckpt_dir, final_prefix, keep)
+    prefixes = [p for p in read_state(ckpt_dir) if p != final_prefix and os.path.exists(p + ".index")]
+    prefixes.append(final_prefix)
+    if keep:
+        _delete(ckpt_dir, prefixes[:-keep])
+        prefixes = prefixes[-keep:]
+    write_state(ckpt_dir, prefixes)
     return final_prefix
-
-
-def remove_stale_temps(folder: str) -> None:
-    """Delete ``.tmp-*`` leftovers of a save that a killed process never finished (never a real checkpoint)."""
-    if not os.path.isdir(folder):
-        return
-    for name in os.listdir(folder):
-        if name.startswith(".tmp-"):
-            path = os.path.join(folder, name)
-            if os.path.isdir(path):
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                os.remove(path)
-
-
-def step_of(prefix: str) -> int:
-    """The global step in a checkpoint prefix such as ``.../pwcnet.ckpt-1000``."""
-    return int(prefix.rsplit("-", 1)[1])
 
 
 def discard_after(ckpt_dir: str, step: int) -> Optional[str]:
     """Delete checkpoints newer than ``step`` and point ``checkpoint`` at the newest left (returned)."""
-    state = tf.train.get_checkpoint_state(ckpt_dir)
-    if not state:
+    prefixes = read_state(ckpt_dir)
+    if not prefixes:
         return None
-    prefixes = [p if os.path.isabs(p) else os.path.join(ckpt_dir, p) for p in state.all_model_checkpoint_paths]
     keep = [p for p in prefixes if step_of(p) <= step]
-    for bad in prefixes:
-        if bad not in keep:
-            for fname in os.listdir(ckpt_dir):
-                if fname.startswith(os.path.basename(bad) + "."):
-                    os.remove(os.path.join(ckpt_dir, fname))
+    _delete(ckpt_dir, [p for p in prefixes if p not in keep])
     if not keep:
-        os.remove(os.path.join(ckpt_dir, "checkpoint"))
+        os.remove(os.path.join(ckpt_dir, STATE_FILE))
         return None
-    lines = ['model_checkpoint_path: "%s"' % os.path.basename(keep[-1])]
-    lines += ['all_model_checkpoint_paths: "%s"' % os.path.basename(p) for p in keep]
-    write_text_atomic(os.path.join(ckpt_dir, "checkpoint"), "\n".join(lines) + "\n")
+    write_state(ckpt_dir, keep)
     return keep[-1]
 
 
-def _write_state(ckpt_dir: str, newest: str, keep: Optional[int]) -> None:
-    """Update the ``checkpoint`` state file atomically and drop checkpoints beyond ``keep``."""
-    state = tf.train.get_checkpoint_state(ckpt_dir)
-    prefixes = [p for p in (state.all_model_checkpoint_paths if state else []) if p != newest]
-    prefixes = [p if os.path.isabs(p) else os.path.join(ckpt_dir, p) for p in prefixes]
-    prefixes = [p for p in prefixes if os.path.exists(p + ".index")] + [newest]
-    if keep:
-        for old in prefixes[:-keep]:
-            for fname in os.listdir(ckpt_dir):
-                if fname.startswith(os.path.basename(old) + "."):
-                    os.remove(os.path.join(ckpt_dir, fname))
-        prefixes = prefixes[-keep:]
-    lines = ['model_checkpoint_path: "%s"' % os.path.basename(newest)]
-    lines += ['all_model_checkpoint_paths: "%s"' % os.path.basename(p) for p in prefixes]
-    write_text_atomic(os.path.join(ckpt_dir, "checkpoint"), "\n".join(lines) + "\n")
+def _delete(ckpt_dir: str, prefixes: List[str]) -> None:
+    """Remove every file of the checkpoints ``prefixes`` from ``ckpt_dir``."""
+    for old in prefixes:
+        for fname in os.listdir(ckpt_dir):
+            if fname.startswith(os.path.basename(old) + "."):
+                os.remove(os.path.join(ckpt_dir, fname))
 
 
-def write_text_atomic(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file and rename (readers never see half a file)."""
-    folder = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
-def write_json_atomic(path: str, data) -> None:
-    """``write_text_atomic`` for JSON."""
-    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-
-def read_json(path: str):
-    """JSON content of ``path``, or None if it does not exist."""
-    if not os.path.exists(path):
-        return None
-    with open(path) as fh:
-        return json.load(fh)
+# Old names, kept for callers elsewhere: the writers live in pwcflow.runtime.atomic.
+write_text_atomic = atomic_write_text
+write_json_atomic = atomic_write_json

@@ -8,11 +8,11 @@ import logging
 import os
 import re
 import socket
-import tempfile
 import time
 from typing import Callable, Iterator, NamedTuple, Optional, Tuple
 
 from pwcflow.errors import UserError
+from pwcflow.runtime.atomic import atomic_file
 
 log = logging.getLogger(__name__)
 
@@ -181,19 +181,11 @@ class ObsStore:
 
     def download(self, bucket: str, key: str, path: str) -> None:
         """Fetch one object to ``path`` through a temp file, so ``path`` is either absent or complete."""
-        folder = os.path.dirname(path) or "."
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-        os.close(fd)
-        try:
+        with atomic_file(path) as tmp:
             resp = self._call("download of obs://%s/%s" % (bucket, key), bucket,
                               lambda: self._client.getObject(bucket, key, downloadPath=tmp))
             if resp is None:  # pragma: no cover (missing_ok is False)
                 raise UserError("obs://%s/%s does not exist" % (bucket, key))
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
 
     def read_text(self, bucket: str, key: str) -> Optional[str]:
         """A small object's content as text, or None if it does not exist."""

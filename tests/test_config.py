@@ -1,0 +1,79 @@
+"""The typed config layer: every config and preset composes and converts; bad values name their key."""
+
+import glob
+import os
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from pwcflow import cli, config
+from pwcflow.errors import UserError
+
+COMMANDS = sorted(config.SCHEMAS)
+PRESETS = sorted(os.path.splitext(os.path.basename(p))[0] for p in glob.glob(os.path.join(cli.CONF_DIR, "experiment",
+                                                                                          "*.yaml")))
+REQUIRED = {"train": [], "eval": ["ckpt=x", "dataset.root=/data"], "export": ["ckpt=x"],
+            "predict": ["ckpt=x", "img1=a.png", "img2=b.png", "out=o.flo"]}
+
+
+def _load(name, *overrides):
+    with initialize_config_dir(config_dir=cli.CONF_DIR, version_base="1.3"):
+        return config.load(name, compose(config_name=name, overrides=REQUIRED[name] + list(overrides)))
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_every_command_config_converts(name):
+    typed = _load(name)
+    assert isinstance(typed, config.SCHEMAS[name])
+    assert typed.model.name in ("lg-6-2", "sm-6-2")
+
+
+def _preset_command(preset: str) -> str:
+    return "eval" if preset.startswith("eval") else "train"
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_preset_converts(preset):
+    name = _preset_command(preset)
+    extra = ["dataset.root=/data"] if name == "train" else []
+    typed = _load(name, "experiment=%s" % preset, *extra)
+    assert isinstance(typed, config.SCHEMAS[name])
+
+
+@pytest.mark.parametrize("group,option", [(os.path.basename(os.path.dirname(p)), os.path.splitext(
+    os.path.basename(p))[0]) for p in sorted(glob.glob(os.path.join(cli.CONF_DIR, "*", "*.yaml")))
+    if os.path.basename(os.path.dirname(p)) in ("model", "dataset", "lr_schedule", "device", "storage")])
+def test_every_group_option_converts(group, option):
+    extra = ["dataset.root=/data"] if group == "dataset" else []
+    typed = _load("train", "%s=%s" % (group, option), *extra)
+    assert typed is not None
+
+
+@pytest.mark.parametrize("name,override,needle", [
+    ("train", "train.batch_size=abc", "bad setting train.batch_size: must be a positive integer, got abc"),
+    ("train", "train.crop=[100,128]", "train.crop: must be [height, width], positive multiples of 64"),
+    ("train", "lr_schedule.rates=[1.0,-1.0,1,1,1,1]", "lr_schedule.rates: must all be positive"),
+    ("train", "lr_schedule.rates=[1.0]", "lr_schedule.rates: needs 6 entries"),
+    ("train", "lr_schedule.boundaries=[5,3,6,7,8]", "lr_schedule.boundaries: must be strictly increasing"),
+    ("train", "optimizer.beta1=2", "optimizer.beta1: must be a probability in [0, 1]"),
+    ("train", "loss.kind=l3", "loss.kind: must be one of"),
+    ("train", "resume=maybe", "resume: must be true or false"),
+    ("train", "train.keep_checkpoints=0", "train.keep_checkpoints: must be an integer >= 1"),
+    ("export", "height=abc", "bad setting height: must be a positive integer, got abc"),
+    ("eval", "batch=0", "bad setting batch"),
+    ("eval", "split=nope", "bad setting split"),
+    ("predict", "max_flow=-3", "bad setting max_flow"),
+])
+def test_bad_values_name_their_key(name, override, needle):
+    with pytest.raises(UserError) as err:
+        _load(name, override)
+    assert needle in str(err.value)
+
+
+def test_cyclic_schedule_and_missing_key():
+    typed = _load("train", "lr_schedule=cyclic")
+    assert typed.lr_schedule.step_size > 0 and typed.lr_schedule.boundaries is None
+    with initialize_config_dir(config_dir=cli.CONF_DIR, version_base="1.3"):
+        cfg = compose(config_name="export")
+    with pytest.raises(UserError, match="add ckpt="):
+        config.load("export", cfg)
