@@ -3,14 +3,18 @@
 import functools
 import os
 import re
+import shutil
 import sys
-from typing import Callable, Dict, List
+import traceback
+from typing import Callable, Dict, List, Optional
 
 import hydra
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import MissingMandatoryValue
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from pwcflow.errors import UserError
+from pwcflow.runtime import outputs
 
 CONF_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf")
 
@@ -53,6 +57,89 @@ def require(cfg: DictConfig, *keys: str) -> None:
             raise UserError("missing required setting: add %s=... to the command line" % key)
 
 
+class RunGuard(Callback):
+    """Hydra callback (``hydra.callbacks.run_guard``): look at the run dir before Hydra creates it.
+
+    A read-only or blocked run dir is refused here with one line; what existed (the run dir, its log
+    file) is remembered so that a refused command can remove exactly what Hydra created for it.
+    """
+
+    before: Dict[str, bool] = {}
+
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        """Record whether the run dir and its log file exist; check that the run dir can be written."""
+        run_dir = os.path.abspath(str(config.hydra.run.dir))
+        log_file = os.path.join(run_dir, "%s.log" % config.hydra.job.name)
+        RunGuard.before = {run_dir: os.path.isdir(run_dir), log_file: os.path.exists(log_file)}
+        try:
+            outputs.preflight_dir(run_dir, "hydra.run.dir")
+        except UserError as exc:
+            _fail(str(exc))
+
+
+def _fail(msg: str) -> None:
+    print("error: %s" % msg.strip().splitlines()[0], file=sys.stderr, flush=True)
+    sys.exit(1)
+
+
+def _run_dir() -> Optional[str]:
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get().runtime.output_dir if HydraConfig.initialized() else None
+
+
+def undo_stub() -> None:
+    """After a refusal: delete the run dir Hydra created for this command if it holds only .hydra/ and logs,
+    and a log file it created in an existing run dir."""
+    run_dir = _run_dir()
+    for path, existed in RunGuard.before.items():
+        if existed or not os.path.exists(path):
+            continue
+        if path != run_dir:
+            os.remove(path)
+        elif all(n == ".hydra" or n.endswith(".log") for n in os.listdir(path)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def save_run_record(cfg: DictConfig) -> None:
+    """Write ``.hydra/{config,hydra,overrides}.yaml`` once the command was accepted (``hydra.output_subdir: null``
+    keeps Hydra from writing them before the settings were checked)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    folder = os.path.join(HydraConfig.get().runtime.output_dir, ".hydra")
+    outputs.atomic_files([
+        (os.path.join(folder, "config.yaml"), lambda tmp: _yaml(tmp, cfg)),
+        (os.path.join(folder, "hydra.yaml"), lambda tmp: _yaml(tmp, HydraConfig.instance().cfg)),
+        (os.path.join(folder, "overrides.yaml"), lambda tmp: _yaml(tmp, HydraConfig.get().overrides.task)),
+    ])
+
+
+def _yaml(path: str, node) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(OmegaConf.to_yaml(node))
+
+
+def unexpected(exc: BaseException) -> str:
+    """One line for a bug or an environment failure, pointing at where the full traceback went."""
+    log_file = None
+    run_dir = _run_dir()
+    if run_dir and os.path.isdir(run_dir):
+        from hydra.core.hydra_config import HydraConfig
+
+        log_file = os.path.join(run_dir, "%s.log" % HydraConfig.get().job.name)
+        try:
+            with open(log_file, "a") as fh:
+                fh.write("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+        except OSError:
+            log_file = None
+    where = ("full traceback in %s; " % log_file if log_file else "") + "HYDRA_FULL_ERROR=1 prints it here"
+    if isinstance(exc, OSError) and exc.strerror:
+        what = "%s: %s" % (exc.strerror, exc.filename or "")
+    else:
+        what = "%s: %s" % (type(exc).__name__, (str(exc).strip().splitlines() or [""])[0])
+    return "unexpected %s (%s)" % (what, where)
+
+
 def entry(config_name: str) -> Callable:
     """Decorate ``fn(cfg)`` into a ``python -m pwcflow.<cmd>`` main with Hydra and clean errors."""
 
@@ -62,9 +149,16 @@ def entry(config_name: str) -> Callable:
             try:
                 return fn(cfg)
             except (UserError, MissingMandatoryValue) as exc:
-                msg = str(exc).splitlines()[0]
-                print("error: %s" % msg, file=sys.stderr, flush=True)
-                sys.exit(1)
+                undo_stub()
+                _fail(str(exc))
+            except OmegaConfBaseException as exc:
+                undo_stub()
+                key = getattr(exc, "full_key", None) or "?"
+                _fail("bad setting %s: %s" % (key, str(exc).strip().splitlines()[0]))
+            except Exception as exc:  # a bug or the environment: one line, the traceback goes to the log
+                if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                    raise
+                _fail(unexpected(exc))
 
         def main() -> None:
             sys.argv = modelarts_argv(sys.argv)

@@ -31,7 +31,7 @@ from pwcflow.data.datasets import DatasetSpec, Sample
 from pwcflow.errors import UserError
 from pwcflow.metrics import FlowMetrics
 from pwcflow.predictor import FlowPredictor
-from pwcflow.runtime import checkpoint, device, storage, summaries
+from pwcflow.runtime import checkpoint, device, outputs, storage, summaries
 
 log = logging.getLogger("pwcflow.eval")
 
@@ -170,10 +170,38 @@ def _run_dir(out: Optional[str]) -> str:
     return HydraConfig.get().runtime.output_dir
 
 
+def _options(cfg: DictConfig, split: str, stage: str, flo_dir: Optional[str]) -> Options:
+    """``Options`` writing into the staging folder (an explicit ``flo_dir`` is written in place)."""
+    write_flo = (split == "test") if cfg.flo is None else bool(cfg.flo)
+    return Options(batch=int(cfg.batch), workers=int(cfg.workers),
+                   flo_dir=(flo_dir or os.path.join(stage, "flow")) if write_flo else None,
+                   pictures_dir=os.path.join(stage, "pictures") if cfg.pictures else None,
+                   pictures_max=int(cfg.pictures_max), sheet_pairs=int(cfg.sheet_pairs),
+                   max_flow=cfg.max_flow, progress=bool(cfg.progress))
+
+
+def _check_numbers(cfg: DictConfig) -> None:
+    config.number(cfg.batch, "batch", int, 1)
+    for key in ("workers", "pictures_max", "sheet_pairs"):
+        config.number(cfg[key], key, int, 0)
+    config.number(cfg.max_flow, "max_flow", float, 0.0, low_open=True, optional=True)
+
+
+def _write_results(folder: str, summary: Dict, outcome: Outcome, prefix: str) -> None:
+    """metrics.json/.md, tb/, contact sheet and index.html into ``folder`` (the staging folder)."""
+    checkpoint.write_json_atomic(os.path.join(folder, "metrics.json"), summary)
+    checkpoint.write_text_atomic(os.path.join(folder, "metrics.md"), report.markdown(summary))
+    if summary["epe"] is not None:
+        log_tensorboard(os.path.join(folder, "tb"), summary, step_of(prefix))
+    sheet = outcome.sheet.write(os.path.join(folder, "contact_sheet.png"))
+    report.write_html(os.path.join(folder, "index.html"), summary, sheet, outcome.pictures)
+
+
 @cli.entry("eval")
 def main(cfg: DictConfig) -> None:
     """Evaluate a checkpoint on a data set split (or export test-set flows)."""
     cli.require(cfg, "ckpt")
+    _check_numbers(cfg)
     spec = config.model_spec(cfg.model)
     ds = datasets.spec_from_config(cfg.dataset)
     if ds.root:
@@ -181,41 +209,31 @@ def main(cfg: DictConfig) -> None:
     split = str(cfg.split or ds.eval_split)
     if split not in ROLES:
         raise UserError("bad setting split=%s: must be one of %s" % (split, ", ".join(ROLES)))
-    if int(cfg.batch) < 1:
-        raise UserError("bad setting batch=%s: must be >= 1" % cfg.batch)
+    run_dir = outputs.preflight_dir(_run_dir(cfg.out), "out")
+    flo_dir = outputs.preflight_dir(str(cfg.flo_dir), "flo_dir") if cfg.flo_dir else None
     samples = datasets.build(ds, split)
     prefix = checkpoint.resolve(storage.localize(str(cfg.ckpt), cfg.storage, "checkpoint"))
-    run_dir = _run_dir(cfg.out)
-    write_flo = (split == "test") if cfg.flo is None else bool(cfg.flo)
-    opts = Options(batch=int(cfg.batch), workers=int(cfg.workers),
-                   flo_dir=os.path.abspath(str(cfg.flo_dir or os.path.join(run_dir, "flow"))) if write_flo else None,
-                   pictures_dir=os.path.join(run_dir, "pictures") if cfg.pictures else None,
-                   pictures_max=int(cfg.pictures_max), sheet_pairs=int(cfg.sheet_pairs),
-                   max_flow=cfg.max_flow, progress=bool(cfg.progress))
     log.info("evaluating %s (%s) on %s split %s (%s): %d pairs", prefix, spec.name, ds.name, split, ROLES[split],
              len(samples))
     device.prepare(cfg.device)
     predictor = FlowPredictor(spec, prefix, device.session_config(cfg.device, training=False))
-    try:
-        outcome = evaluate(predictor, samples, opts, needs_gt=split != "test", passes=ds.passes)
-    finally:
-        predictor.close()
-    summary = summarize(outcome, ds, split, spec.name, prefix)
-    summary["flo_dir"] = opts.flo_dir
-    os.makedirs(run_dir, exist_ok=True)
-    checkpoint.write_json_atomic(os.path.join(run_dir, "metrics.json"), summary)
-    checkpoint.write_text_atomic(os.path.join(run_dir, "metrics.md"), report.markdown(summary))
-    if summary["epe"] is not None:
-        log_tensorboard(os.path.join(run_dir, "tb"), summary, step_of(prefix))
-    sheet = outcome.sheet.write(os.path.join(run_dir, "contact_sheet.png"))
-    report.write_html(os.path.join(run_dir, "index.html"), summary, sheet, outcome.pictures)
+    # the result folder appears complete or not at all: built in a temp sibling, metrics.json moved in last
+    with outputs.atomic_dir(run_dir, last="metrics.json") as stage:
+        opts = _options(cfg, split, stage, flo_dir)
+        try:
+            outcome = evaluate(predictor, samples, opts, needs_gt=split != "test", passes=ds.passes)
+        finally:
+            predictor.close()
+        summary = summarize(outcome, ds, split, spec.name, prefix)
+        summary["flo_dir"] = opts.flo_dir and (flo_dir or os.path.join(run_dir, "flow"))
+        _write_results(stage, summary, outcome, prefix)
     if summary["epe"] is not None:
         log.info("%s: EPE %.4f px over %d pairs -> %s", report.title(summary), summary["epe"], summary["pairs"],
                  run_dir)
     if opts.flo_dir:
-        log.info("wrote %d .flo files under %s", outcome.flo_files, opts.flo_dir)
+        log.info("wrote %d .flo files under %s", outcome.flo_files, summary["flo_dir"])
         if ds.kind == "sintel" and split == "test":
-            dirs = " ".join(os.path.join(opts.flo_dir, p) for p in ds.passes)
+            dirs = " ".join(os.path.join(summary["flo_dir"], p) for p in ds.passes)
             log.info("Sintel submission: bundler %s <name>.lzma (Sintel's tool takes the clean and final dirs)", dirs)
 
 

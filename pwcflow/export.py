@@ -24,6 +24,7 @@ If a converter rejects an op, ``model.costvol_impl=reference`` / ``model.warp_im
 the same network (same numbers) built from plainer ops.
 """
 
+import glob
 import logging
 import os
 from typing import List, Optional
@@ -34,7 +35,7 @@ from pwcflow import cli, config
 from pwcflow.errors import UserError
 from pwcflow.model.pwcnet import ModelSpec
 from pwcflow.predictor import FlowPredictor
-from pwcflow.runtime import checkpoint, device, storage
+from pwcflow.runtime import checkpoint, device, outputs, storage
 from pwcflow.tf1 import tf
 
 log = logging.getLogger("pwcflow.export")
@@ -47,9 +48,8 @@ FORMATS = ("pb", "savedmodel")
 def input_shape(batch: Optional[int], height: Optional[int], width: Optional[int],
                 multiple: int = 64) -> List[Optional[int]]:
     """[batch, 2, height, width, 3] after checking each fixed size (``None`` = dynamic)."""
-    for key, val in (("batch", batch), ("height", height), ("width", width)):
-        if val is not None and int(val) < 1:
-            raise UserError("bad setting %s=%s: must be a positive integer or null" % (key, val))
+    batch, height, width = (config.number(v, k, int, 1, optional=True)
+                            for k, v in (("batch", batch), ("height", height), ("width", width)))
     for key, val in (("height", height), ("width", width)):
         if val is not None and int(val) % multiple:
             up = -(-int(val) // multiple) * multiple
@@ -126,14 +126,26 @@ def main(cfg: DictConfig) -> None:
     shape = input_shape(cfg.batch, cfg.height, cfg.width, spec.multiple)
     device.prepare(cfg.device)
     prefix = checkpoint.resolve(storage.localize(str(cfg.ckpt), cfg.storage, "checkpoint"))
-    out_dir = _run_dir(cfg.out)
-    predictor = build(spec, prefix, shape, device.session_config(cfg.device, training=False))
+    weights = sum(os.path.getsize(f) for f in glob.glob(prefix + ".data-*"))
+    out_dir = outputs.preflight_dir(_run_dir(cfg.out), "out", need=weights + (1 << 20))
     stem = "pwcnet_%s_%s" % (spec.name, "x".join("N" if d is None else str(d) for d in shape[:1] + shape[2:4]))
-    if fmt == "pb":
-        path = write_pb(predictor, os.path.join(out_dir, stem + ".pb"))
-    else:
-        path = write_savedmodel(predictor, os.path.join(out_dir, stem + "_savedmodel"))
-    predictor.close()
+    name = stem + (".pb" if fmt == "pb" else "_savedmodel")
+    path = os.path.join(out_dir, name)
+    if fmt == "savedmodel" and os.path.exists(path):
+        raise UserError("export directory already exists: %s (choose another out=)" % path)
+    predictor = build(spec, prefix, shape, device.session_config(cfg.device, training=False))
+    # everything is written into a temp sibling of out_dir and moved in whole, the .json last
+    with outputs.atomic_dir(out_dir, last=stem + ".json") as stage:
+        try:
+            (write_pb if fmt == "pb" else write_savedmodel)(predictor, os.path.join(stage, name))
+        finally:
+            predictor.close()
+        checkpoint.write_json_atomic(os.path.join(stage, stem + ".json"), _info(fmt, path, spec, prefix, shape, stem))
+    log.info("wrote %s (input %s %s, output %s)", path, INPUT_NAME, shape, OUTPUT_NAME)
+
+
+def _info(fmt: str, path: str, spec: ModelSpec, prefix: str, shape: List[Optional[int]], stem: str) -> dict:
+    """The ``<stem>.json`` beside the export: what it is and how to feed it."""
     info = {"format": fmt, "path": path, "model": spec.name, "ckpt": prefix, "input": INPUT_NAME,
             "input_shape": shape, "input_dtype": "float32", "output": OUTPUT_NAME,
             "output_shape": [shape[0], shape[2], shape[3], 2],
@@ -143,8 +155,7 @@ def main(cfg: DictConfig) -> None:
         info["atc_example"] = ("atc --model=%s --framework=3 --input_shape=\"%s:%s\" --output=%s "
                                "--soc_version=Ascend310" % (os.path.basename(path), INPUT_NAME, _shape_text(shape),
                                                             stem))
-    checkpoint.write_json_atomic(os.path.join(out_dir, stem + ".json"), info)
-    log.info("wrote %s (input %s %s, output %s)", path, INPUT_NAME, shape, OUTPUT_NAME)
+    return info
 
 
 if __name__ == "__main__":

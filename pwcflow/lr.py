@@ -2,8 +2,33 @@
 
 from typing import Sequence
 
+from pwcflow import config
 from pwcflow.errors import UserError
 from pwcflow.tf1 import tf
+
+
+def _numbers(values, key: str, kind: type, low: float, low_open: bool) -> list:
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise UserError("bad setting %s=%s: must be a list" % (key, values))
+    return [config.number(v, key, kind, low, low_open=low_open) for v in values]
+
+
+def check(sched) -> None:
+    """Type- and range-check ``cfg.lr_schedule`` before any graph: every rate positive, counts integers."""
+    if sched.name == "multisteps":
+        bounds = _numbers(sched.boundaries, "lr_schedule.boundaries", int, 1, False)
+        rates = _numbers(sched.rates, "lr_schedule.rates", float, 0.0, True)
+        if len(rates) != len(bounds) + 1:
+            raise UserError("bad setting lr_schedule.rates: needs %d entries (one more than boundaries), got %d"
+                            % (len(bounds) + 1, len(rates)))
+        if bounds != sorted(set(bounds)):
+            raise UserError("bad setting lr_schedule.boundaries: must be strictly increasing, got %s" % bounds)
+    elif sched.name == "cyclic":
+        base = config.number(sched.base_lr, "lr_schedule.base_lr", float, 0.0, low_open=True)
+        config.number(sched.max_lr, "lr_schedule.max_lr", float, base)
+        config.number(sched.step_size, "lr_schedule.step_size", int, 1)
+    else:
+        raise UserError("bad setting lr_schedule.name: %r is not multisteps or cyclic" % sched.name)
 
 
 def multisteps(step: tf.Tensor, boundaries: Sequence[int], rates: Sequence[float]) -> tf.Tensor:

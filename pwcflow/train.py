@@ -26,7 +26,7 @@ from pwcflow.metrics import FlowMetrics
 from pwcflow.model import losses
 from pwcflow.model.pwcnet import ModelSpec, pwcnet
 from pwcflow.predictor import pad_to_multiple
-from pwcflow.runtime import checkpoint, device, distribute, storage
+from pwcflow.runtime import checkpoint, device, distribute, outputs, storage
 from pwcflow.runtime.summaries import Board, status_line
 from pwcflow.tf1 import tf
 
@@ -37,15 +37,19 @@ OPTIMIZERS = ("adam", "sgd")
 def validate(cfg: DictConfig) -> Dict[str, object]:
     """Check every training setting and the data set before any graph is built; return plain values."""
     t = cfg.train
-    for key in ("iterations", "batch_size", "display_interval", "save_interval", "val_interval", "image_interval"):
-        config.check(int(t[key]) > 0, "train.%s" % key, "must be a positive integer, got %s" % t[key])
-    config.check(int(t.keep_checkpoints) >= 1, "train.keep_checkpoints", "must be at least 1")
-    crop = [int(c) for c in t.crop]
+    for key in ("iterations", "batch_size", "display_interval", "save_interval", "val_interval", "image_interval",
+                "keep_checkpoints"):
+        config.number(t[key], "train.%s" % key, int, 1)
+    for key in ("val_pairs", "train_eval_pairs", "loader_threads"):
+        config.number(t[key], "train.%s" % key, int, 0)
+    config.number(cfg.seed, "seed", int)
+    crop = [config.number(c, "train.crop", int) for c in t.crop]
     config.check(len(crop) == 2 and all(c > 0 and c % 64 == 0 for c in crop), "train.crop",
                  "must be [height, width], positive multiples of 64, got %s" % list(t.crop))
     config.check(cfg.loss.kind in losses.KINDS, "loss.kind", "must be one of %s" % sorted(losses.KINDS))
     config.check(len(cfg.loss.alphas) == 5, "loss.alphas", "needs 5 weights (levels 6..2)")
     config.check(cfg.optimizer.name in OPTIMIZERS, "optimizer.name", "must be one of %s" % (OPTIMIZERS,))
+    _check_optimization(cfg)
     spec = config.model_spec(cfg.model)
     device.prepare(cfg.device)
     ds_spec = datasets.spec_from_config(cfg.dataset)
@@ -60,6 +64,20 @@ def validate(cfg: DictConfig) -> Dict[str, object]:
                         % (crop[0], crop[1], h, w, train_samples[0].where))
     val_samples = _split_or_empty(ds_spec, "val")
     return {"spec": spec, "ds": ds_spec, "train": train_samples, "val": val_samples, "crop": tuple(crop)}
+
+
+def _check_optimization(cfg: DictConfig) -> None:
+    """Learning rates, optimizer and loss constants: numbers in their ranges, naming the key."""
+    lr_lib.check(cfg.lr_schedule)
+    o = cfg.optimizer
+    if o.name == "adam":
+        for key in ("beta1", "beta2"):
+            config.number(o[key], "optimizer.%s" % key, float, 0.0, 1.0)
+            config.check(float(o[key]) < 1.0, "optimizer.%s" % key, "must be below 1")
+        config.number(o.epsilon, "optimizer.epsilon", float, 0.0, low_open=True)
+    config.number(cfg.loss.gamma, "loss.gamma", float, 0.0)
+    for a in cfg.loss.alphas:
+        config.number(a, "loss.alphas", float, 0.0)
 
 
 def _split_or_empty(ds_spec, split: str) -> List[datasets.Sample]:
@@ -155,7 +173,25 @@ class Trainer:
         if latest and not self.cfg.resume:
             raise UserError("run dir %s already has checkpoints: rerun with resume=true or pick another run_name"
                             % self.run_dir)
-        return latest
+        return self._intact(latest) if latest else None
+
+    def _intact(self, latest: str) -> str:
+        """The newest checkpoint that reads back whole; newer corrupt ones are named in a warning and dropped."""
+        state = tf.train.get_checkpoint_state(self.ckpt_dir) if os.path.isdir(self.ckpt_dir) else None
+        paths = list(state.all_model_checkpoint_paths) if state else []
+        paths = [p if os.path.isabs(p) else os.path.join(self.ckpt_dir, p) for p in paths]
+        bad = []
+        for prefix in sorted(set(paths + [latest]), key=checkpoint.step_of, reverse=True):
+            why = outputs.verify_checkpoint(prefix)
+            if why is None:
+                if bad and self.engine.is_chief:
+                    checkpoint.discard_after(self.ckpt_dir, checkpoint.step_of(prefix))
+                for b, w in bad:
+                    log.warning("checkpoint %s is corrupt (%s): removed it, resuming from %s", b, w, prefix)
+                return prefix
+            bad.append((prefix, why))
+        raise UserError("no intact checkpoint to resume from in %s: %s is corrupt (%s); rerun with another "
+                        "run_name to start afresh" % (self.ckpt_dir, bad[0][0], bad[0][1]))
 
     def restore(self, latest: Optional[str]) -> None:
         """Resume everything (weights, optimizer slots, step) or load ``init_ckpt`` weights."""
@@ -320,6 +356,7 @@ def main(cfg: DictConfig) -> None:
     """Validate the config, then train (or resume) in the Hydra run dir."""
     plan = validate(cfg)
     run_dir = HydraConfig.get().runtime.output_dir
+    cli.save_run_record(cfg)
     Trainer(cfg, plan, run_dir).run()
 
 
