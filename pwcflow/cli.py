@@ -65,12 +65,17 @@ class RunGuard(Callback):
     """
 
     before: Dict[str, bool] = {}
+    top: str = ""
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
         """Record whether the run dir and its log file exist; check that the run dir can be written."""
         run_dir = os.path.abspath(str(config.hydra.run.dir))
         log_file = os.path.join(run_dir, "%s.log" % config.hydra.job.name)
+        top = run_dir  # the outermost folder Hydra will create for this run dir (itself if its parent exists)
+        while not os.path.exists(os.path.dirname(top)) and os.path.dirname(top) != top:
+            top = os.path.dirname(top)
         RunGuard.before = {run_dir: os.path.isdir(run_dir), log_file: os.path.exists(log_file)}
+        RunGuard.top = top
         try:
             outputs.preflight_dir(run_dir, "hydra.run.dir")
         except UserError as exc:
@@ -99,6 +104,12 @@ def undo_stub() -> None:
             os.remove(path)
         elif all(n == ".hydra" or n.endswith(".log") for n in os.listdir(path)):
             shutil.rmtree(path, ignore_errors=True)
+            while path != RunGuard.top and path.startswith(RunGuard.top + os.sep):
+                path = os.path.dirname(path)
+                try:
+                    os.rmdir(path)  # only while empty: parents Hydra made for this run dir alone
+                except OSError:
+                    break
 
 
 def save_run_record(cfg: DictConfig) -> None:
@@ -107,6 +118,7 @@ def save_run_record(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
     folder = os.path.join(HydraConfig.get().runtime.output_dir, ".hydra")
+    outputs.remove_stale(folder)
     outputs.atomic_files([
         (os.path.join(folder, "config.yaml"), lambda tmp: _yaml(tmp, cfg)),
         (os.path.join(folder, "hydra.yaml"), lambda tmp: _yaml(tmp, HydraConfig.instance().cfg)),

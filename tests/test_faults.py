@@ -20,6 +20,8 @@ import pytest
 from conftest import ROOT, error_line, run_module
 
 from pwcflow.data import flowio
+from pwcflow.errors import UserError
+from pwcflow.runtime import outputs
 
 TINY_TRAIN = ["model=sm-6-2", "dataset.train_size=8", "dataset.val_size=2", "dataset.size=[64,128]",
               "train.crop=[64,128]", "train.batch_size=1", "train.display_interval=1", "train.val_pairs=2",
@@ -118,6 +120,79 @@ def refused(proc, *needles) -> str:
     for needle in needles:
         assert str(needle) in line, line
     return line
+
+
+# -- the helpers themselves (no CLI) ---------------------------------------------------------------------
+
+
+def test_atomic_files_all_or_nothing(tmp_path):
+    (tmp_path / "a.txt").write_text("old a")
+
+    def boom(tmp):
+        raise OSError(28, "No space left on device", tmp)
+
+    with pytest.raises(UserError, match="No space left on device"):
+        outputs.atomic_files([(str(tmp_path / "a.txt"), lambda t: Path(t).write_text("new a")),
+                              (str(tmp_path / "b.txt"), boom)])
+    assert (tmp_path / "a.txt").read_text() == "old a" and not (tmp_path / "b.txt").exists()
+    assert not temps(tmp_path)
+    outputs.atomic_write_json(str(tmp_path / "c.json"), {"x": 1})
+    assert json.loads((tmp_path / "c.json").read_text()) == {"x": 1} and not temps(tmp_path)
+
+
+def test_atomic_dir_new_merge_and_failure(tmp_path):
+    res = tmp_path / "res"
+    with outputs.atomic_dir(str(res), last="metrics.json") as stage:
+        Path(stage, "metrics.json").write_text("1")
+        assert not res.exists()
+    assert (res / "metrics.json").read_text() == "1"
+    (res / "keep.txt").write_text("keep")
+    with pytest.raises(UserError, match=str(res)):
+        with outputs.atomic_dir(str(res), last="metrics.json") as stage:
+            Path(stage, "metrics.json").write_text("2")
+            raise OSError(28, "No space left on device", os.path.join(stage, "sheet.png"))
+    assert (res / "metrics.json").read_text() == "1" and (res / "keep.txt").exists()
+    with outputs.atomic_dir(str(res), last="metrics.json") as stage:
+        Path(stage, "metrics.json").write_text("3")
+        Path(stage, "pictures").mkdir()
+    assert (res / "metrics.json").read_text() == "3" and (res / "keep.txt").exists() and (res / "pictures").is_dir()
+    assert not temps(tmp_path)
+
+
+def test_remove_stale_only_removes_dead_processes(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / (".tmp-%d-x" % dead.pid)).mkdir()
+    (tmp_path / (".tmp-%d-y" % os.getpid())).write_text("mine, still running")
+    outputs.remove_stale(str(tmp_path))
+    assert [p.name for p in tmp_path.iterdir()] == [".tmp-%d-y" % os.getpid()]
+
+
+def test_preflight_refuses_early(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(UserError, match="is a folder"):
+        outputs.preflight_file(str(tmp_path), "out")
+    with pytest.raises(UserError, match="must end with .flo"):
+        outputs.preflight_file(str(tmp_path / "a.png"), "out", exts=(".flo",))
+    with pytest.raises(UserError, match="is a file"):
+        outputs.preflight_dir(str(tmp_path / "f"), "out")
+    with pytest.raises(UserError, match="is a file, not a folder"):
+        outputs.preflight_file(str(tmp_path / "f" / "g.flo"), "out")
+    with pytest.raises(UserError, match="not enough space"):
+        outputs.preflight_dir(str(tmp_path / "new"), "out", need=1 << 60)
+    assert outputs.preflight_dir(str(tmp_path / "new" / "deeper"), "out").endswith("deeper")
+    assert not (tmp_path / "new").exists() and not temps(tmp_path)
+
+
+def test_number_names_the_key():
+    from pwcflow.config import number
+
+    assert number("3", "k") == 3 and number(2.0, "k") == 2 and number(None, "k", optional=True) is None
+    for bad, kind in (("abc", int), (1.5, int), (True, int), ("nan", float), ([1], float)):
+        with pytest.raises(UserError, match="bad setting k="):
+            number(bad, "k", kind)
+    with pytest.raises(UserError, match="must be > 0"):
+        number(0, "k", float, 0.0, low_open=True)
 
 
 # -- predict -----------------------------------------------------------------------------------------------
@@ -316,6 +391,7 @@ def test_train_resume_skips_a_corrupt_newest_checkpoint(tmp_path):
     out = proc.stdout + proc.stderr
     assert "pwcnet.ckpt-4" in out and "pwcnet.ckpt-2" in out and "Traceback" not in out
     assert sorted(f.name for f in ckdir.glob("*.index"))[-1] == "pwcnet.ckpt-6.index"
+    assert "run_name: c" in (ckdir.parent / ".hydra" / "config.yaml").read_text()
 
 
 def test_train_resume_all_checkpoints_corrupt(tmp_path):

@@ -227,7 +227,9 @@ def atomic_dir(path: str, last: Optional[str] = None) -> Iterator[str]:
     except OSError as exc:
         if exc.errno == errno.ENOTEMPTY:
             raise UserError("cannot write %s: it appeared while this command ran" % path)
-        raise os_error(exc, exc.filename or path)
+        raise UserError(str(os_error(exc, exc.filename or path)).replace(stage, path))
+    except UserError as exc:  # name the result folder, not its temp stage
+        raise UserError(str(exc).replace(stage, path)) from None
     finally:
         _discard(stage)
 
