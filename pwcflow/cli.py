@@ -152,6 +152,29 @@ def unexpected(exc: BaseException) -> str:
     return "unexpected %s (%s)" % (what, where)
 
 
+def precheck(config_name: str, args: List[str]) -> None:
+    """Compose the config once before Hydra does, so that a bad override (unknown key, wrong type, missing
+    config group option) is one ``error:`` line naming the key instead of Hydra's multi-line report.
+
+    Skipped when Hydra flags (``-m``, ``--cfg``, ...) are given: Hydra handles those itself.
+    """
+    if any(a.startswith("-") for a in args):
+        return
+    from hydra import compose, initialize_config_dir
+
+    try:
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+            compose(config_name, overrides=list(args), return_hydra_config=True)
+    except Exception as exc:  # ConfigCompositionException, OverrideParseException, OmegaConf errors
+        lines, key, cur = [], None, exc
+        while cur is not None:
+            first = (str(cur).strip().splitlines() or [""])[0].rstrip(".")
+            lines += [first] if first not in lines and first not in ("", "None") else []
+            key = key or getattr(cur, "full_key", None)
+            cur = cur.__cause__ or cur.__context__
+        _fail(("bad setting %s: " % key if key else "bad override: ") + "; ".join(lines))
+
+
 def entry(config_name: str) -> Callable:
     """Decorate ``fn(cfg)`` into a ``python -m pwcflow.<cmd>`` main with Hydra and clean errors."""
 
@@ -174,6 +197,7 @@ def entry(config_name: str) -> Callable:
 
         def main() -> None:
             sys.argv = modelarts_argv(sys.argv)
+            precheck(config_name, sys.argv[1:])
             hydra.main(config_path=CONF_DIR, config_name=config_name, version_base="1.3")(guarded)()
 
         main.run = fn

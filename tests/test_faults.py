@@ -365,6 +365,13 @@ def test_train_refused_writes_nothing(override, key, tmp_path):
     assert not (tmp_path / "outputs").exists()
 
 
+@pytest.mark.parametrize("override,needle", [("train.batch_sizee=3", "train.batch_sizee"),
+                                             ("dataset=nope", "dataset/nope"), ("train.crop=[64", "[64")])
+def test_bad_override_is_one_line(override, needle, tmp_path):
+    refused(train(tmp_path, override), needle)
+    assert not (tmp_path / "outputs").exists()
+
+
 def test_train_refused_keeps_existing_run_record(tmp_path):
     run = tmp_path / "outputs" / "train" / "old"
     (run / ".hydra").mkdir(parents=True)
