@@ -308,13 +308,25 @@ def test_export_truncated_checkpoint(truncated, tmp_path):
     refused(export(tmp_path, truncated, "out=%s" % (tmp_path / "x")), "checkpoint")
 
 
-def _kill_at_random(cmd, tmp_path, lo: float, hi: float, seed: int) -> None:
+def _kill_at_random(cmd, tmp_path, seed: int, ready, spread: float = 1.5) -> bool:
+    """Start ``python -m cmd``, wait until ``ready()`` (its outputs are being written), kill -9 it a random
+    0..``spread`` s later; False when it had finished by then."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen([sys.executable, "-m"] + cmd, cwd=str(tmp_path), env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(random.Random(seed).uniform(lo, hi))
-    proc.send_signal(signal.SIGKILL)
+    deadline = time.time() + 300
+    while proc.poll() is None and not ready() and time.time() < deadline:
+        time.sleep(0.02)
+    time.sleep(random.Random(seed).uniform(0.0, spread))
+    killed = proc.poll() is None
+    if killed:
+        proc.send_signal(signal.SIGKILL)
     proc.wait()
+    return killed
+
+
+def _staging(folder: Path, name: str):
+    return lambda: any(p.name.startswith(".tmp-") and p.name.endswith("-" + name) for p in folder.iterdir())
 
 
 @pytest.mark.slow
@@ -322,9 +334,12 @@ def _kill_at_random(cmd, tmp_path, lo: float, hi: float, seed: int) -> None:
 def test_export_kill9_then_rerun(fmt, seed, ckpt, tmp_path):
     out = tmp_path / "x"
     args = ["model=sm-6-2", "ckpt=%s" % ckpt, "height=64", "width=64", "format=" + fmt, "out=%s" % out]
-    _kill_at_random(["pwcflow.export"] + args, tmp_path, 2.0, 12.0, seed)
+    killed = _kill_at_random(["pwcflow.export"] + args, tmp_path, seed, _staging(tmp_path, "x"), 3.0)
     proc = export(tmp_path, ckpt, "format=" + fmt, "out=%s" % out)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    if not killed and fmt == "savedmodel":  # it had finished: a second export into the same place is refused
+        refused(proc, "already exists")
+    else:
+        assert proc.returncode == 0, proc.stderr[-3000:]
     names = os.listdir(str(out))
     assert any(n.endswith(".json") for n in names)
     assert not temps(tmp_path)
@@ -334,7 +349,8 @@ def test_export_kill9_then_rerun(fmt, seed, ckpt, tmp_path):
 @pytest.mark.parametrize("seed", [4, 5])
 def test_eval_kill9_then_rerun(seed, ckpt, tmp_path):
     out = tmp_path / "res"
-    _kill_at_random(["pwcflow.eval"] + TINY_EVAL + ["ckpt=%s" % ckpt, "out=%s" % out], tmp_path, 2.0, 12.0, seed)
+    _kill_at_random(["pwcflow.eval"] + TINY_EVAL + ["ckpt=%s" % ckpt, "out=%s" % out], tmp_path, seed,
+                    _staging(tmp_path, "res"))
     assert not out.exists() or (out / "metrics.json").exists() and (out / "contact_sheet.png").exists()
     proc = evaluate(tmp_path, ckpt, "out=%s" % out)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -419,7 +435,8 @@ def test_train_read_only_run_dir(ro_dir, tmp_path):
 @pytest.mark.parametrize("seed", [6, 7])
 def test_train_kill9_then_rerun(seed, tmp_path):
     args = TINY_TRAIN + ["run_name=k", "train.iterations=6", "train.save_interval=1", "train.val_interval=3"]
-    _kill_at_random(["pwcflow.train"] + args, tmp_path, 3.0, 20.0, seed)
+    ckdir = tmp_path / "outputs" / "train" / "k" / "checkpoints"
+    _kill_at_random(["pwcflow.train"] + args, tmp_path, seed, ckdir.is_dir, 4.0)
     proc = train(tmp_path, "run_name=k", "train.iterations=6", "train.save_interval=1", "train.val_interval=3")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads((tmp_path / "outputs" / "train" / "k" / "metrics.json").read_text())["step"] == 6
