@@ -4,16 +4,20 @@ import functools
 import glob
 import os
 import re
+import shutil
 import sys
-from typing import Callable, Dict, List
+import traceback
+from typing import Callable, Dict, List, Optional
 
 import hydra
 from hydra.core.config_store import ConfigStore
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import MissingMandatoryValue
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from pwcflow import config
 from pwcflow.errors import UserError
+from pwcflow.runtime import outputs
 from pwcflow.runtime.obs import is_remote
 
 _PKG = os.path.dirname(os.path.abspath(__file__))
@@ -88,6 +92,127 @@ def require(cfg, *keys: str) -> None:
             raise UserError("missing required setting: add %s=... to the command line" % key)
 
 
+class RunGuard(Callback):
+    """Hydra callback (``hydra.callbacks.run_guard``): look at the run dir before Hydra creates it.
+
+    A read-only or blocked run dir is refused here with one line; what existed (the run dir, its log
+    file) is remembered so that a refused command can remove exactly what Hydra created for it.
+    """
+
+    before: Dict[str, bool] = {}
+    top: str = ""
+
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        """Record whether the run dir and its log file exist; check that the run dir can be written."""
+        run_dir = os.path.abspath(str(config.hydra.run.dir))
+        log_file = os.path.join(run_dir, "%s.log" % config.hydra.job.name)
+        top = run_dir  # the outermost folder Hydra will create for this run dir (itself if its parent exists)
+        while not os.path.exists(os.path.dirname(top)) and os.path.dirname(top) != top:
+            top = os.path.dirname(top)
+        RunGuard.before = {run_dir: os.path.isdir(run_dir), log_file: os.path.exists(log_file)}
+        RunGuard.top = top
+        try:
+            outputs.preflight_dir(run_dir, "hydra.run.dir")
+        except UserError as exc:
+            _fail(str(exc))
+
+
+def _fail(msg: str) -> None:
+    print("error: %s" % msg.strip().splitlines()[0], file=sys.stderr, flush=True)
+    sys.exit(1)
+
+
+def _run_dir() -> Optional[str]:
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get().runtime.output_dir if HydraConfig.initialized() else None
+
+
+def undo_stub() -> None:
+    """After a refusal: delete the run dir Hydra created for this command if it holds only .hydra/ and logs,
+    and a log file it created in an existing run dir."""
+    run_dir = _run_dir()
+    for path, existed in RunGuard.before.items():
+        if existed or not os.path.exists(path):
+            continue
+        if path != run_dir:
+            os.remove(path)
+        elif all(n == ".hydra" or n.endswith(".log") for n in os.listdir(path)):
+            shutil.rmtree(path, ignore_errors=True)
+            while path != RunGuard.top and path.startswith(RunGuard.top + os.sep):
+                path = os.path.dirname(path)
+                try:
+                    os.rmdir(path)  # only while empty: parents Hydra made for this run dir alone
+                except OSError:
+                    break
+
+
+_COMPOSED: List[DictConfig] = []  # the composed config of the running command (for save_run_record)
+
+
+def save_run_record() -> None:
+    """Write ``.hydra/{config,hydra,overrides}.yaml`` once the command was accepted (``hydra.output_subdir: null``
+    keeps Hydra from writing them before the settings were checked)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    folder = os.path.join(HydraConfig.get().runtime.output_dir, ".hydra")
+    outputs.remove_stale(folder)
+    outputs.atomic_files([
+        (os.path.join(folder, "config.yaml"), lambda tmp: _yaml(tmp, _COMPOSED[-1])),
+        (os.path.join(folder, "hydra.yaml"), lambda tmp: _yaml(tmp, HydraConfig.instance().cfg)),
+        (os.path.join(folder, "overrides.yaml"), lambda tmp: _yaml(tmp, HydraConfig.get().overrides.task)),
+    ])
+
+
+def _yaml(path: str, node) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(OmegaConf.to_yaml(node))
+
+
+def unexpected(exc: BaseException) -> str:
+    """One line for a bug or an environment failure, pointing at where the full traceback went."""
+    log_file = None
+    run_dir = _run_dir()
+    if run_dir and os.path.isdir(run_dir):
+        from hydra.core.hydra_config import HydraConfig
+
+        log_file = os.path.join(run_dir, "%s.log" % HydraConfig.get().job.name)
+        try:
+            with open(log_file, "a") as fh:
+                fh.write("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+        except OSError:
+            log_file = None
+    where = ("full traceback in %s; " % log_file if log_file else "") + "HYDRA_FULL_ERROR=1 prints it here"
+    if isinstance(exc, OSError) and exc.strerror:
+        what = "%s: %s" % (exc.strerror, exc.filename or "")
+    else:
+        what = "%s: %s" % (type(exc).__name__, (str(exc).strip().splitlines() or [""])[0])
+    return "unexpected %s (%s)" % (what, where)
+
+
+def precheck(config_name: str, args: List[str]) -> None:
+    """Compose the config once before Hydra does, so that a bad override (unknown key, wrong type, missing
+    config group option) is one ``error:`` line naming the key instead of Hydra's multi-line report.
+
+    Skipped when Hydra flags (``-m``, ``--cfg``, ...) are given: Hydra handles those itself.
+    """
+    if any(a.startswith("-") for a in args):
+        return
+    from hydra import compose, initialize_config_dir
+
+    try:
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+            compose(config_name, overrides=list(args), return_hydra_config=True)
+    except Exception as exc:  # ConfigCompositionException, OverrideParseException, OmegaConf errors
+        lines, key, cur = [], None, exc
+        while cur is not None:
+            first = (str(cur).strip().splitlines() or [""])[0].rstrip(".")
+            lines += [first] if first not in lines and first not in ("", "None") else []
+            key = key or getattr(cur, "full_key", None)
+            cur = cur.__cause__ or cur.__context__
+        _fail(("bad setting %s: " % key if key else "bad override: ") + "; ".join(lines))
+
+
 def entry(config_name: str) -> Callable:
     """Decorate ``fn(cfg)`` into a ``python -m pwcflow.<cmd>`` main with Hydra and clean errors.
 
@@ -98,16 +223,25 @@ def entry(config_name: str) -> Callable:
     def deco(fn: Callable[[object], object]) -> Callable[[], None]:
         @functools.wraps(fn)
         def guarded(cfg: DictConfig):
+            _COMPOSED[:] = [cfg]
             try:
                 return fn(config.load(config_name, cfg))
             except (UserError, MissingMandatoryValue) as exc:
-                msg = str(exc).splitlines()[0]
-                print("error: %s" % msg, file=sys.stderr, flush=True)
-                sys.exit(1)
+                undo_stub()
+                _fail(str(exc))
+            except OmegaConfBaseException as exc:
+                undo_stub()
+                key = getattr(exc, "full_key", None) or "?"
+                _fail("bad setting %s: %s" % (key, str(exc).strip().splitlines()[0]))
+            except Exception as exc:  # a bug or the environment: one line, the traceback goes to the log
+                if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                    raise
+                _fail(unexpected(exc))
 
         def main() -> None:
             sys.argv = modelarts_argv(sys.argv)
             register_experiments()
+            precheck(config_name, sys.argv[1:])
             hydra.main(config_path=CONF_DIR, config_name=config_name, version_base="1.3")(guarded)()
 
         main.run = lambda cfg: fn(config.load(config_name, cfg))

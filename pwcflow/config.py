@@ -40,11 +40,12 @@ RULES: Dict[str, Tuple[Callable[[Any], bool], str]] = {  # "{n}": integer or num
     "at_least_1": (lambda v: v >= 1, "must be an integer >= 1"),
     "non_negative": (lambda v: v >= 0, "must be a non-negative {n}"),
     "probability": (lambda v: 0.0 <= v <= 1.0, "must be a probability in [0, 1]"),
+    "decay_rate": (lambda v: 0.0 <= v < 1.0, "must be in [0, 1)"),
     "all_positive": (lambda v: all(x > 0 for x in v), "must all be positive"),
     "increasing": (lambda v: list(v) == sorted(set(v)), "must be strictly increasing"),
     "crop": (lambda v: len(v) == 2 and all(c > 0 and c % 64 == 0 for c in v),
              "must be [height, width], positive multiples of 64"),
-    "five": (lambda v: len(v) == 5, "needs 5 weights (levels 6..2)"),
+    "five": (lambda v: len(v) == 5 and all(x >= 0 for x in v), "needs 5 non-negative weights (levels 6..2)"),
 }
 
 
@@ -64,8 +65,8 @@ class Loss:
 @dataclass(frozen=True)
 class Optimizer:
     name: str = ruled("one_of", "adam", "sgd")
-    beta1: float = ruled("probability")
-    beta2: float = ruled("probability")
+    beta1: float = ruled("decay_rate")
+    beta2: float = ruled("decay_rate")
     epsilon: float = ruled("positive")
 
 
@@ -86,6 +87,9 @@ class LrSchedule:
         for key in need:
             if getattr(self, key) is None:
                 raise UserError("missing required setting: add %s%s=... to the command line" % (prefix, key))
+        if self.name == "cyclic":
+            check(self.max_lr >= self.base_lr, prefix + "max_lr",
+                  "must be >= base_lr (%s), got %s" % (self.base_lr, self.max_lr))
         if self.name == "multisteps":
             check(len(self.rates) == len(self.boundaries) + 1, prefix + "rates",
                   "needs %d entries (one more than boundaries), got %d" % (len(self.boundaries) + 1, len(self.rates)))
@@ -275,7 +279,7 @@ NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a st
 def _want(f: dataclasses.Field, kind: type) -> str:
     """What field ``f`` wants, in words (its rule's words for scalar rules)."""
     rule = f.metadata.get("rule")
-    if rule in ("positive", "at_least_1", "non_negative", "probability"):
+    if rule in ("positive", "at_least_1", "non_negative", "probability", "decay_rate"):
         return RULES[rule][1].format(n="integer" if kind is int else "number")
     return "must be %s" % NAMES.get(kind, getattr(kind, "__name__", str(kind)))
 
@@ -313,8 +317,34 @@ def model_spec(m: Any) -> ModelSpec:
     check(m.pyr_lvls == 6 and m.flow_pred_lvl == 2, "model.pyr_lvls", "only 6 levels predicting at level 2 exist")
     check(m.costvol_impl in IMPLS, "model.costvol_impl", "must be one of %s" % (IMPLS,))
     check(m.warp_impl in IMPLS, "model.warp_impl", "must be one of %s" % (IMPLS,))
-    check(int(m.search_range) > 0, "model.search_range", "must be positive")
+    number(m.search_range, "model.search_range", int, 1)
     return ModelSpec(name=str(m.name), dense=bool(m.dense), context_all_levels=bool(m.context_all_levels),
                      pyr_lvls=int(m.pyr_lvls), flow_pred_lvl=int(m.flow_pred_lvl),
                      search_range=int(m.search_range), costvol_impl=str(m.costvol_impl),
                      warp_impl=str(m.warp_impl))
+
+
+def number(value, key: str, kind: type = int, low: Optional[float] = None, high: Optional[float] = None,
+           low_open: bool = False, optional: bool = False):
+    """``value`` of setting ``key`` as ``kind`` (int or float) in [low, high] (low excluded if ``low_open``).
+
+    Anything else (``abc``, ``1.5`` for an integer, a list) is a one-line ``UserError`` naming the key;
+    ``optional`` lets ``null`` through as None.
+    """
+    if value is None and optional:
+        return None
+    what = "an integer" if kind is int else "a number"
+    try:
+        if isinstance(value, bool) or value is None or (kind is int and isinstance(value, float)
+                                                        and not value.is_integer()):
+            raise ValueError(value)
+        num = kind(value)
+    except (TypeError, ValueError):
+        raise UserError("bad setting %s=%s: must be %s" % (key, value, what)) from None
+    if kind is float and num != num:
+        raise UserError("bad setting %s=%s: must be %s" % (key, value, what))
+    if low is not None and (num < low or (low_open and num == low)):
+        raise UserError("bad setting %s=%s: must be %s %s" % (key, value, ">" if low_open else ">=", low))
+    if high is not None and num > high:
+        raise UserError("bad setting %s=%s: must be <= %s" % (key, value, high))
+    return num

@@ -36,7 +36,7 @@ from pwcflow.data.datasets import DatasetSpec, Sample
 from pwcflow.errors import UserError
 from pwcflow.metrics import FlowMetrics
 from pwcflow.predictor import FlowPredictor
-from pwcflow.runtime import checkpoint, device, storage, summaries
+from pwcflow.runtime import checkpoint, device, outputs, storage, summaries
 from pwcflow.runtime.checkpoint import step_of  # noqa: F401 (re-exported: the one owner is checkpoint)
 
 log = logging.getLogger("pwcflow.eval")
@@ -183,6 +183,33 @@ def _run_dir(out: Optional[str]) -> str:
     return HydraConfig.get().runtime.output_dir
 
 
+def _flow_sub(ds: DatasetSpec, split: str) -> str:
+    """The flow folder's name in the result folder: KITTI's test split gets its submission layout."""
+    return "submission" if ds.kind == "kitti2015" and split == "test" else "flow"
+
+
+def _options(cfg: config.EvalConfig, ds: DatasetSpec, split: str, stage: str, flo_dir: Optional[str]) -> Options:
+    """``Options`` writing into the staging folder (an explicit ``flo_dir`` is written in place)."""
+    write_flo = (split == "test") if cfg.flo is None else cfg.flo
+    kitti_test = _flow_sub(ds, split) == "submission"
+    return Options(batch=cfg.batch, workers=cfg.workers,
+                   flo_dir=(flo_dir or os.path.join(stage, _flow_sub(ds, split))) if write_flo else None,
+                   pictures_dir=os.path.join(stage, "pictures") if cfg.pictures else None,
+                   pictures_max=cfg.pictures_max, sheet_pairs=cfg.sheet_pairs,
+                   max_flow=cfg.max_flow, progress=cfg.progress, flow_format="kitti" if kitti_test else "flo",
+                   occlusions=submission.sintel_occlusions(ds.root) if ds.kind == "sintel" else None)
+
+
+def _write_results(folder: str, summary: Dict, outcome: Outcome, prefix: str) -> None:
+    """metrics.json/.md, tb/, contact sheet and index.html into ``folder`` (the staging folder)."""
+    checkpoint.write_json_atomic(os.path.join(folder, "metrics.json"), summary)
+    checkpoint.write_text_atomic(os.path.join(folder, "metrics.md"), report.markdown(summary))
+    if summary["epe"] is not None:
+        log_tensorboard(os.path.join(folder, "tb"), summary, step_of(prefix))
+    sheet = outcome.sheet.write(os.path.join(folder, "contact_sheet.png"))
+    report.write_html(os.path.join(folder, "index.html"), summary, sheet, outcome.pictures)
+
+
 @cli.entry("eval")
 def main(cfg: config.EvalConfig) -> None:
     """Evaluate a checkpoint on a data set split (or export test-set flows)."""
@@ -192,41 +219,30 @@ def main(cfg: config.EvalConfig) -> None:
     split = cfg.split or ds.eval_split
     if split not in ROLES:
         raise UserError("bad setting split=%s: must be one of %s" % (split, ", ".join(ROLES)))
+    run_dir = outputs.preflight_dir(_run_dir(cfg.out), "out")
+    flo_dir = outputs.preflight_dir(cfg.flo_dir, "flo_dir") if cfg.flo_dir else None
     samples = datasets.build(ds, split)
     prefix = checkpoint.resolve(storage.localize(cfg.ckpt, cfg.storage, "checkpoint"))
-    run_dir = _run_dir(cfg.out)
-    write_flo = (split == "test") if cfg.flo is None else cfg.flo
-    kitti_test = ds.kind == "kitti2015" and split == "test"
-    flo_dir = cfg.flo_dir or os.path.join(run_dir, "submission" if kitti_test else "flow")
-    opts = Options(batch=cfg.batch, workers=cfg.workers,
-                   flo_dir=os.path.abspath(flo_dir) if write_flo else None,
-                   pictures_dir=os.path.join(run_dir, "pictures") if cfg.pictures else None,
-                   pictures_max=cfg.pictures_max, sheet_pairs=cfg.sheet_pairs,
-                   max_flow=cfg.max_flow, progress=cfg.progress, flow_format="kitti" if kitti_test else "flo",
-                   occlusions=submission.sintel_occlusions(ds.root) if ds.kind == "sintel" else None)
     log.info("evaluating %s (%s) on %s split %s (%s): %d pairs", prefix, spec.name, ds.name, split, ROLES[split],
              len(samples))
     device.prepare(cfg.device)
     predictor = FlowPredictor(spec, prefix, device.session_config(cfg.device, training=False))
-    try:
-        outcome = evaluate(predictor, samples, opts, needs_gt=split != "test", passes=ds.passes)
-    finally:
-        predictor.close()
-    summary = summarize(outcome, ds, split, spec.name, prefix)
-    summary["flo_dir"] = opts.flo_dir
-    os.makedirs(run_dir, exist_ok=True)
-    checkpoint.write_json_atomic(os.path.join(run_dir, "metrics.json"), summary)
-    checkpoint.write_text_atomic(os.path.join(run_dir, "metrics.md"), report.markdown(summary))
-    if summary["epe"] is not None:
-        log_tensorboard(os.path.join(run_dir, "tb"), summary, step_of(prefix))
-    sheet = outcome.sheet.write(os.path.join(run_dir, "contact_sheet.png"))
-    report.write_html(os.path.join(run_dir, "index.html"), summary, sheet, outcome.pictures)
+    # the result folder appears complete or not at all: built in a temp sibling, metrics.json moved in last
+    with outputs.atomic_dir(run_dir, last="metrics.json") as stage:
+        opts = _options(cfg, ds, split, stage, flo_dir)
+        try:
+            outcome = evaluate(predictor, samples, opts, needs_gt=split != "test", passes=ds.passes)
+        finally:
+            predictor.close()
+        summary = summarize(outcome, ds, split, spec.name, prefix)
+        summary["flo_dir"] = opts.flo_dir and (flo_dir or os.path.join(run_dir, _flow_sub(ds, split)))
+        _write_results(stage, summary, outcome, prefix)
     if summary["epe"] is not None:
         log.info("%s: EPE %.4f px over %d pairs -> %s", report.title(summary), summary["epe"], summary["pairs"],
                  run_dir)
     if opts.flo_dir:
-        log.info("wrote %d flow files under %s", outcome.flo_files, opts.flo_dir)
-        _submit(cfg, ds, split, opts.flo_dir, run_dir)
+        log.info("wrote %d flow files under %s", outcome.flo_files, summary["flo_dir"])
+        _submit(cfg, ds, split, summary["flo_dir"], run_dir)
 
 
 def _submit(cfg: config.EvalConfig, ds: DatasetSpec, split: str, flo_dir: str, run_dir: str) -> None:
@@ -239,7 +255,7 @@ def _submit(cfg: config.EvalConfig, ds: DatasetSpec, split: str, flo_dir: str, r
         print("KITTI submission (%d flow maps): %s" % (n, path), flush=True)
     elif ds.kind == "sintel":
         out = os.path.join(run_dir, "sintel_submission.lzma")
-        bundler = cfg.get("bundler")
+        bundler = cfg.bundler
         if not bundler:
             cmd = [os.path.join("<MPI-Sintel-complete>", "bundler", "linux-x64", "bundler"),
                    os.path.join(flo_dir, "clean"), os.path.join(flo_dir, "final"), out]

@@ -29,6 +29,7 @@ the same network (same numbers) built from plainer ops.
 """
 
 import functools
+import glob
 import logging
 import os
 from typing import List, Optional, Tuple
@@ -38,7 +39,7 @@ from pwcflow.errors import UserError
 from pwcflow.model import ops
 from pwcflow.model.pwcnet import ModelSpec
 from pwcflow.predictor import FlowPredictor
-from pwcflow.runtime import checkpoint, device, storage
+from pwcflow.runtime import checkpoint, device, outputs, storage
 from pwcflow.runtime.atomic import atomic_write_bytes
 from pwcflow.tf1 import tf
 
@@ -171,29 +172,39 @@ def main(cfg: config.ExportConfig) -> None:
     shape = input_shape(cfg.batch, cfg.height, cfg.width, spec.multiple)
     device.prepare(cfg.device)
     prefix = checkpoint.resolve(storage.localize(cfg.ckpt, cfg.storage, "checkpoint"))
-    out_dir = _run_dir(cfg.out)
-    predictor = build_portable(spec, prefix, shape, device.session_config(cfg.device, training=False))
+    weights = sum(os.path.getsize(f) for f in glob.glob(prefix + ".data-*"))
+    out_dir = outputs.preflight_dir(_run_dir(cfg.out), "out", need=weights + (1 << 20))
+    outputs.remove_stale(out_dir)
     stem = "pwcnet_%s_%s" % (spec.name, "x".join("N" if d is None else str(d) for d in shape[:1] + shape[2:4]))
     path = os.path.join(out_dir, stem + export_formats.SUFFIX[fmt])
+    if fmt == "savedmodel" and os.path.exists(path):
+        raise UserError("export directory already exists: %s (choose another out=)" % path)
+    predictor = build_portable(spec, prefix, shape, device.session_config(cfg.device, training=False))
     try:
         check = _write_checked(cfg, fmt, predictor, path, shape)
     finally:
         predictor.close()
+    info = _info(fmt, path, spec, prefix, shape, stem)
+    info.update(check)
+    sidecar = stem + ".json" if fmt in ("pb", "savedmodel") else os.path.basename(path) + ".json"
+    checkpoint.write_json_atomic(os.path.join(out_dir, sidecar), info)
+    log.info("wrote %s (input %s %s, output %s)", path, INPUT_NAME, shape, OUTPUT_NAME)
+
+
+def _info(fmt: str, path: str, spec: ModelSpec, prefix: str, shape: List[Optional[int]], stem: str) -> dict:
+    """The JSON beside the export: what it is, how to feed it (and for a .pb, the ATC command)."""
     info = {"format": fmt, "path": path, "model": spec.name, "ckpt": prefix, "input": INPUT_NAME,
             "input_shape": shape, "input_dtype": "float32", "output": OUTPUT_NAME,
             "output_shape": [shape[0], shape[2], shape[3], 2],
             "preprocess": "RGB uint8 / 255, frames stacked [2, H, W, 3]; zero-pad bottom/right to the input size",
             "postprocess": "crop flow_pred to the original HxW (channels u, v in pixels)"}
-    info.update(check)
     if fmt == "pb":
         info["atc_example"], note = atc_command(os.path.basename(path), shape, stem)
         print("ATC: %s" % info["atc_example"])
         if note:
             info["atc_note"] = note
             print("note: %s" % note)
-    sidecar = stem + ".json" if fmt in ("pb", "savedmodel") else os.path.basename(path) + ".json"
-    checkpoint.write_json_atomic(os.path.join(out_dir, sidecar), info)
-    log.info("wrote %s (input %s %s, output %s)", path, INPUT_NAME, shape, OUTPUT_NAME)
+    return info
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import numpy as np
 from pwcflow import cli, config, viz
 from pwcflow.data import flowio
 from pwcflow.errors import UserError
+from pwcflow.runtime import outputs
 
 log = logging.getLogger("pwcflow.predict")
 
@@ -49,14 +50,17 @@ def main(cfg: config.PredictConfig) -> None:
 
         return sequence.run(cfg)
     cli.require(cfg, *(("img1", "img2", "out") if from_file else ("ckpt", "img1", "img2", "out")))
+    out = outputs.preflight_file(cfg.out, "out", exts=(".flo",))
+    pic = outputs.preflight_file(str(cfg.viz), "viz", exts=outputs.IMAGE_EXTS) if cfg.viz else None
     img1, img2 = flowio.read_image(cfg.img1), flowio.read_image(cfg.img2)
     if img1.shape != img2.shape:
         raise UserError("images differ in size: %s is %dx%d, %s is %dx%d"
                         % (cfg.img1, img1.shape[1], img1.shape[0], cfg.img2, img2.shape[1], img2.shape[0]))
     flow = (_predict_file if from_file else _predict_ckpt)(cfg, img1, img2)
-    flowio.write_flo(cfg.out, flow)
-    if cfg.viz:
-        flowio.write_image(str(cfg.viz), viz.flow_to_color(flow, cfg.max_flow))
+    files = [(out, lambda tmp: flowio.write_flo(tmp, flow))]
+    if pic:
+        files.append((pic, lambda tmp: flowio.write_image(tmp, viz.flow_to_color(flow, cfg.max_flow))))
+    outputs.atomic_files(files)  # both or neither: a failure leaves the old out= and viz= files as they were
     log.info("wrote %s (%dx%d, max |flow| %.2f px)", cfg.out, flow.shape[1], flow.shape[0], float(abs(flow).max()))
 
 

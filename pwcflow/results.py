@@ -16,8 +16,10 @@ import cv2
 import numpy as np
 import yaml
 
+from pwcflow.cli import unexpected
 from pwcflow.data import flowio
 from pwcflow.errors import UserError
+from pwcflow.runtime import outputs
 
 COLUMNS = ("run", "kind", "model", "dataset", "split", "step", "epe", "fl_all", "epe_matched", "epe_unmatched",
            "best_epe", "seed_epe", "paper_epe")
@@ -41,18 +43,53 @@ def find_runs(paths: List[str]) -> List[str]:
     return sorted(runs)
 
 
+NUMBERS = ("epe", "val_epe", "train_split_epe", "best_epe", "step", "best_step")
+
+
+def _bad(path: str, why: str) -> UserError:
+    return UserError("cannot use %s: %s (fix or remove it)" % (path, why))
+
+
+def _load_metrics(run: str) -> Dict:
+    """``metrics.json`` of a run, checked: an object whose headline values are numbers or null."""
+    path = os.path.join(run, "metrics.json")
+    try:
+        with open(path) as fh:
+            m = json.load(fh)
+    except ValueError as exc:
+        raise _bad(path, "not valid JSON (%s)" % str(exc).splitlines()[0])
+    if not isinstance(m, dict):
+        raise _bad(path, "not a JSON object")
+    for key in NUMBERS:
+        if not (m.get(key) is None or isinstance(m[key], (int, float)) and not isinstance(m[key], bool)):
+            raise _bad(path, "%s is %r, not a number" % (key, m[key]))
+    history = m.get("history", [])
+    if not isinstance(history, list) or not all(isinstance(h, dict) and isinstance(h.get("step"), int)
+                                                for h in history):
+        raise _bad(path, "history must be a list of {step: ..., val_epe: ...} objects")
+    return m
+
+
 def _config(run: str) -> Dict:
     path = os.path.join(run, ".hydra", "config.yaml")
     if not os.path.exists(path):
         return {}
-    with open(path) as fh:
-        return yaml.safe_load(fh) or {}
+    try:
+        with open(path) as fh:
+            cfg = yaml.safe_load(fh) or {}
+    except yaml.YAMLError as exc:
+        raise _bad(path, "not valid YAML (%s)" % " ".join(str(exc).split())[:120])
+    if not isinstance(cfg, dict):
+        raise _bad(path, "not a mapping")
+    for key in ("model", "dataset", "seed_row"):
+        if not isinstance(cfg.get(key) or {}, dict):
+            raise _bad(path, "%s is %r, not a mapping" % (key, cfg[key]))
+    return cfg
 
 
 def summarize(run: str) -> Dict[str, object]:
     """One table row for a run dir (training or eval)."""
-    with open(os.path.join(run, "metrics.json")) as fh:
-        m = json.load(fh)
+    m = _load_metrics(run)
     cfg = _config(run)
     seed = cfg.get("seed_row") or {}
     kind = "train" if "history" in m else "eval"
@@ -134,16 +171,25 @@ def collect(paths: List[str], out: str) -> List[Dict[str, object]]:
     if not runs:
         raise UserError("no metrics.json found under %s" % ", ".join(paths))
     rows = [summarize(r) for r in runs]
-    os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "results.md"), "w") as fh:
-        fh.write(markdown(rows, os.path.abspath(out)))
-    with open(os.path.join(out, "results.csv"), "w", newline="") as fh:
+    out = outputs.preflight_dir(out, "--out")
+    # all three files or none: a failure leaves an older report as it was
+    outputs.atomic_files([(os.path.join(out, "results.md"), lambda tmp: _write_text(tmp, markdown(rows, out))),
+                          (os.path.join(out, "results.csv"), lambda tmp: _write_csv(tmp, rows)),
+                          (os.path.join(out, "val_epe.png"), lambda tmp: plot(rows, tmp))])
+    return rows
+
+
+def _write_text(path: str, text: str) -> None:
+    with open(path, "w") as fh:
+        fh.write(text)
+
+
+def _write_csv(path: str, rows: List[Dict[str, object]]) -> None:
+    with open(path, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(COLUMNS)
         for r in rows:
             writer.writerow([r[c] if r[c] is not None else "" for c in COLUMNS])
-    plot(rows, os.path.join(out, "val_epe.png"))
-    return rows
 
 
 def main(argv: Optional[List[str]] = None) -> None:
@@ -155,7 +201,12 @@ def main(argv: Optional[List[str]] = None) -> None:
     try:
         rows = collect(args.paths, args.out or args.paths[0])
     except UserError as exc:
-        print("error: %s" % exc, file=sys.stderr)
+        print("error: %s" % str(exc).splitlines()[0], file=sys.stderr)
+        sys.exit(1)
+    except Exception as exc:  # a bug or the environment: still one line
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print("error: %s" % unexpected(exc), file=sys.stderr)
         sys.exit(1)
     out = args.out or args.paths[0]
     print(open(os.path.join(out, "results.md")).read())

@@ -217,6 +217,7 @@ def main(cfg: config.TrainConfig) -> None:
     """Check the data set, then train (or resume) in the Hydra run dir."""
     plan = prepare(cfg)
     run_dir = HydraConfig.get().runtime.output_dir
+    cli.save_run_record()  # .hydra/ only once the settings and the data set were accepted
     Trainer(plan, run_dir).run()
 
 

@@ -214,7 +214,11 @@ def restore(sess: tf.Session, prefix: str, variables: List[tf.Variable], model_n
     Pass a ``saver`` over exactly ``variables`` (by name) when the graph is already finalized.
     """
     check_compatible(prefix, variables, model_name)
-    (saver or tf.train.Saver(var_list={v.op.name: v for v in variables})).restore(sess, prefix)
+    try:
+        (saver or tf.train.Saver(var_list={v.op.name: v for v in variables})).restore(sess, prefix)
+    except tf.errors.OpError as exc:  # truncated or corrupt .data file
+        raise UserError("cannot read checkpoint %s (corrupt or truncated): %s"
+                        % (prefix, (str(exc).strip().splitlines() or [""])[0]))
 
 
 def save_atomic(sess: tf.Session, saver: tf.train.Saver, ckpt_dir: str, step: int, keep: Optional[int] = 5,
