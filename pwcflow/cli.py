@@ -17,7 +17,7 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from pwcflow import config
 from pwcflow.errors import UserError
-from pwcflow.runtime import outputs
+from pwcflow.runtime import atomic, outputs
 from pwcflow.runtime.obs import is_remote
 
 _PKG = os.path.dirname(os.path.abspath(__file__))
@@ -156,8 +156,8 @@ def save_run_record() -> None:
     from hydra.core.hydra_config import HydraConfig
 
     folder = os.path.join(HydraConfig.get().runtime.output_dir, ".hydra")
-    outputs.remove_stale(folder)
-    outputs.atomic_files([
+    atomic.remove_stale(folder)
+    atomic.atomic_files([
         (os.path.join(folder, "config.yaml"), lambda tmp: _yaml(tmp, _COMPOSED[-1])),
         (os.path.join(folder, "hydra.yaml"), lambda tmp: _yaml(tmp, HydraConfig.instance().cfg)),
         (os.path.join(folder, "overrides.yaml"), lambda tmp: _yaml(tmp, HydraConfig.get().overrides.task)),

@@ -36,7 +36,7 @@ from pwcflow.data.datasets import DatasetSpec, Sample
 from pwcflow.errors import UserError
 from pwcflow.metrics import FlowMetrics
 from pwcflow.predictor import FlowPredictor
-from pwcflow.runtime import checkpoint, device, outputs, storage, summaries
+from pwcflow.runtime import atomic, checkpoint, device, outputs, storage, summaries
 from pwcflow.runtime.checkpoint import step_of  # noqa: F401 (re-exported: the one owner is checkpoint)
 
 log = logging.getLogger("pwcflow.eval")
@@ -228,7 +228,7 @@ def main(cfg: config.EvalConfig) -> None:
     device.prepare(cfg.device)
     predictor = FlowPredictor(spec, prefix, device.session_config(cfg.device, training=False))
     # the result folder appears complete or not at all: built in a temp sibling, metrics.json moved in last
-    with outputs.atomic_dir(run_dir, last="metrics.json") as stage:
+    with atomic.atomic_dir(run_dir, last="metrics.json") as stage:
         opts = _options(cfg, ds, split, stage, flo_dir)
         try:
             outcome = evaluate(predictor, samples, opts, needs_gt=split != "test", passes=ds.passes)

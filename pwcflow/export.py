@@ -39,7 +39,7 @@ from pwcflow.errors import UserError
 from pwcflow.model import ops
 from pwcflow.model.pwcnet import ModelSpec
 from pwcflow.predictor import FlowPredictor
-from pwcflow.runtime import checkpoint, device, outputs, storage
+from pwcflow.runtime import atomic, checkpoint, device, outputs, storage
 from pwcflow.runtime.atomic import atomic_write_bytes
 from pwcflow.tf1 import tf
 
@@ -174,7 +174,7 @@ def main(cfg: config.ExportConfig) -> None:
     prefix = checkpoint.resolve(storage.localize(cfg.ckpt, cfg.storage, "checkpoint"))
     weights = sum(os.path.getsize(f) for f in glob.glob(prefix + ".data-*"))
     out_dir = outputs.preflight_dir(_run_dir(cfg.out), "out", need=weights + (1 << 20))
-    outputs.remove_stale(out_dir)
+    atomic.remove_stale(out_dir)
     stem = "pwcnet_%s_%s" % (spec.name, "x".join("N" if d is None else str(d) for d in shape[:1] + shape[2:4]))
     path = os.path.join(out_dir, stem + export_formats.SUFFIX[fmt])
     if fmt == "savedmodel" and os.path.exists(path):

@@ -12,7 +12,7 @@ import numpy as np
 from pwcflow import cli, config, viz
 from pwcflow.data import flowio
 from pwcflow.errors import UserError
-from pwcflow.runtime import outputs
+from pwcflow.runtime import atomic, outputs
 
 log = logging.getLogger("pwcflow.predict")
 
@@ -60,7 +60,7 @@ def main(cfg: config.PredictConfig) -> None:
     files = [(out, lambda tmp: flowio.write_flo(tmp, flow))]
     if pic:
         files.append((pic, lambda tmp: flowio.write_image(tmp, viz.flow_to_color(flow, cfg.max_flow))))
-    outputs.atomic_files(files)  # both or neither: a failure leaves the old out= and viz= files as they were
+    atomic.atomic_files(files)  # both or neither: a failure leaves the old out= and viz= files as they were
     log.info("wrote %s (%dx%d, max |flow| %.2f px)", cfg.out, flow.shape[1], flow.shape[0], float(abs(flow).max()))
 
 

@@ -101,14 +101,14 @@ def test_atomic_writers(tmp_path):
 
 def test_atomic_dir_replaces_whole_folder(tmp_path):
     final = tmp_path / "model"
-    with atomic.atomic_dir(str(final)) as tmp:
+    with atomic.atomic_dir(str(final), replace=True) as tmp:
         open(os.path.join(tmp, "one"), "w").write("1")
     with pytest.raises(ValueError):
-        with atomic.atomic_dir(str(final)) as tmp:
+        with atomic.atomic_dir(str(final), replace=True) as tmp:
             open(os.path.join(tmp, "two"), "w").write("2")
             raise ValueError("stop")
     assert sorted(os.listdir(str(final))) == ["one"]
-    with atomic.atomic_dir(str(final)) as tmp:
+    with atomic.atomic_dir(str(final), replace=True) as tmp:
         open(os.path.join(tmp, "two"), "w").write("2")
     assert sorted(os.listdir(str(final))) == ["two"]
     (tmp_path / ".tmp-stale").mkdir()

@@ -21,7 +21,7 @@ from conftest import ROOT, error_line, run_module
 
 from pwcflow.data import flowio
 from pwcflow.errors import UserError
-from pwcflow.runtime import outputs
+from pwcflow.runtime import atomic, outputs
 
 TINY_TRAIN = ["model=sm-6-2", "dataset.train_size=8", "dataset.val_size=2", "dataset.size=[64,128]",
               "train.crop=[64,128]", "train.batch_size=1", "train.display_interval=1", "train.val_pairs=2",
@@ -132,27 +132,27 @@ def test_atomic_files_all_or_nothing(tmp_path):
         raise OSError(28, "No space left on device", tmp)
 
     with pytest.raises(UserError, match="No space left on device"):
-        outputs.atomic_files([(str(tmp_path / "a.txt"), lambda t: Path(t).write_text("new a")),
+        atomic.atomic_files([(str(tmp_path / "a.txt"), lambda t: Path(t).write_text("new a")),
                               (str(tmp_path / "b.txt"), boom)])
     assert (tmp_path / "a.txt").read_text() == "old a" and not (tmp_path / "b.txt").exists()
     assert not temps(tmp_path)
-    outputs.atomic_write_json(str(tmp_path / "c.json"), {"x": 1})
+    atomic.atomic_write_json(str(tmp_path / "c.json"), {"x": 1})
     assert json.loads((tmp_path / "c.json").read_text()) == {"x": 1} and not temps(tmp_path)
 
 
 def test_atomic_dir_new_merge_and_failure(tmp_path):
     res = tmp_path / "res"
-    with outputs.atomic_dir(str(res), last="metrics.json") as stage:
+    with atomic.atomic_dir(str(res), last="metrics.json") as stage:
         Path(stage, "metrics.json").write_text("1")
         assert not res.exists()
     assert (res / "metrics.json").read_text() == "1"
     (res / "keep.txt").write_text("keep")
     with pytest.raises(UserError, match=str(res)):
-        with outputs.atomic_dir(str(res), last="metrics.json") as stage:
+        with atomic.atomic_dir(str(res), last="metrics.json") as stage:
             Path(stage, "metrics.json").write_text("2")
             raise OSError(28, "No space left on device", os.path.join(stage, "sheet.png"))
     assert (res / "metrics.json").read_text() == "1" and (res / "keep.txt").exists()
-    with outputs.atomic_dir(str(res), last="metrics.json") as stage:
+    with atomic.atomic_dir(str(res), last="metrics.json") as stage:
         Path(stage, "metrics.json").write_text("3")
         Path(stage, "pictures").mkdir()
     assert (res / "metrics.json").read_text() == "3" and (res / "keep.txt").exists() and (res / "pictures").is_dir()
@@ -164,7 +164,7 @@ def test_remove_stale_only_removes_dead_processes(tmp_path):
     dead.wait()
     (tmp_path / (".tmp-%d-x" % dead.pid)).mkdir()
     (tmp_path / (".tmp-%d-y" % os.getpid())).write_text("mine, still running")
-    outputs.remove_stale(str(tmp_path))
+    atomic.remove_stale(str(tmp_path))
     assert [p.name for p in tmp_path.iterdir()] == [".tmp-%d-y" % os.getpid()]
 
 

@@ -6,25 +6,31 @@ folder and renames it into place; ``remove_stale_temps`` deletes what a killed p
 API (small on purpose; other modules build on it):
 
 * ``atomic_write_bytes(path, data)``, ``atomic_write_text(path, text)``, ``atomic_write_json(path, obj)``;
-* ``atomic_dir(final_path)``: a context manager yielding a sibling temp dir to fill, renamed to
-  ``final_path`` on success (an existing ``final_path`` is replaced), deleted on error;
+* ``atomic_files([(path, writer), ...])``: several files, all or none (``writer(temp_path)`` each);
+* ``atomic_dir(path, last=None, replace=False)``: a context manager yielding a sibling temp dir to fill;
+  on success it becomes ``path`` (merged into an existing one, ``last`` moved in last; or swapped whole
+  with ``replace=True``), deleted on error; ``OSError`` becomes a one-line ``UserError`` naming ``path``;
 * ``atomic_file(path, suffix)``: a context manager yielding a sibling temp file path for writers that
   need a path of their own (cv2, an SDK download); renamed to ``path`` on success, deleted on error.
   Every file writer above goes through it;
-* ``remove_stale_temps(folder)``, ``read_json(path)``.
+* ``remove_stale(folder)`` (temps of dead processes, ``.tmp-<pid>-*``), ``remove_stale_temps(folder)``
+  (every ``.tmp-*``: for folders only this run writes), ``read_json(path)``.
 """
 
 import contextlib
+import errno
 import json
 import os
 import shutil
 import tempfile
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
+
+from pwcflow.errors import UserError
 
 TMP_PREFIX = ".tmp-"
 
 __all__ = ["TMP_PREFIX", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_dir",
-           "atomic_file", "remove_stale_temps", "read_json"]
+           "atomic_file", "atomic_files", "remove_stale", "remove_stale_temps", "read_json", "temp_sibling"]
 
 
 def _folder(path: str) -> str:
@@ -67,23 +73,123 @@ def atomic_write_json(path: str, data: Any, indent: Optional[int] = 2, sort_keys
     atomic_write_text(path, text + "\n" if indent is not None else text)
 
 
-@contextlib.contextmanager
-def atomic_dir(final_path: str) -> Iterator[str]:
-    """Yield a sibling temp dir; on success it replaces ``final_path`` (a dir), on error it is deleted."""
-    final_path = os.path.abspath(final_path)
-    tmp = tempfile.mkdtemp(prefix=TMP_PREFIX, dir=_folder(final_path))
+def atomic_files(items: Sequence[Tuple[str, Callable[[str], object]]]) -> None:
+    """Run each ``writer(temp_path)``, then rename every temp over its path; all or nothing on failure."""
+    done: List[Tuple[str, str]] = []
+    current = ""
     try:
-        yield tmp
-        if os.path.isdir(final_path):
-            old = tempfile.mkdtemp(prefix=TMP_PREFIX, dir=os.path.dirname(final_path))
-            os.rmdir(old)
-            os.replace(final_path, old)
-            os.replace(tmp, final_path)
+        for path, writer in items:
+            current = path
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            tmp = temp_sibling(path)
+            done.append((tmp, path))
+            if writer(tmp) is False:
+                raise UserError("cannot write %s" % path)
+        for tmp, path in done:
+            current = path
+            if os.path.lexists(tmp):  # a writer that created nothing leaves its target alone
+                os.replace(tmp, path)
+    except OSError as exc:
+        raise UserError("cannot write %s: %s" % (current, exc.strerror or exc))
+    finally:
+        for tmp, _ in done:
+            _discard(tmp)
+
+
+
+def _merge(stage: str, path: str, last: Optional[str]) -> None:
+    """Move the entries of ``stage`` into the existing folder ``path``, ``last`` after all others."""
+    if last and os.path.lexists(os.path.join(path, last)):
+        os.remove(os.path.join(path, last))
+    names = sorted(os.listdir(stage), key=lambda n: n == last)
+    for name in names:
+        target = os.path.join(path, name)
+        if os.path.isdir(target) and not os.path.islink(target):
+            old = temp_sibling(target)
+            os.replace(target, old)
+            os.replace(os.path.join(stage, name), target)
             shutil.rmtree(old, ignore_errors=True)
         else:
-            os.replace(tmp, final_path)
+            os.replace(os.path.join(stage, name), target)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str, last: Optional[str] = None, replace: bool = False) -> Iterator[str]:
+    """Yield a temp sibling folder to fill; on success it becomes ``path`` (or is merged into it).
+
+    A new ``path`` appears by one rename. An existing one (a Hydra run dir) keeps what the stage does
+    not replace; ``last`` (the file that marks the folder as a result) is removed first and moved in last.
+    ``replace=True`` swaps an existing ``path`` for the stage whole instead.
+    On any failure the stage is deleted and ``path`` is as it was.
+    """
+    path = os.path.abspath(path)
+    parent = os.path.dirname(path)
+    stage = temp_sibling(path)
+    try:
+        os.makedirs(parent, exist_ok=True)
+        remove_stale(parent)
+        os.mkdir(stage)
+        yield stage
+        if os.path.isdir(path) and replace:
+            old = temp_sibling(path + "-old")
+            os.replace(path, old)
+            os.replace(stage, path)
+            _discard(old)
+        elif os.path.isdir(path):
+            _merge(stage, path, last)
+        else:
+            os.rename(stage, path)
+    except OSError as exc:
+        if exc.errno == errno.ENOTEMPTY:
+            raise UserError("cannot write %s: it appeared while this command ran" % path)
+        raise UserError(("cannot write %s: %s" % (exc.filename or path, exc.strerror or exc)).replace(stage, path))
+    except UserError as exc:  # name the result folder, not its temp stage
+        raise UserError(str(exc).replace(stage, path)) from None
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _discard(stage)
+
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale(folder: str) -> List[str]:
+    """Delete ``.tmp-<pid>-*`` entries in ``folder`` whose process is gone; return what was removed."""
+    removed = []
+    if not os.path.isdir(folder):
+        return removed
+    for name in os.listdir(folder):
+        pid = name[len(TMP_PREFIX):].split("-", 1)[0]
+        if name.startswith(TMP_PREFIX) and pid.isdigit() and not _pid_alive(int(pid)):
+            path = os.path.join(folder, name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    os.remove(path)
+            removed.append(path)
+    return removed
+
+
+def temp_sibling(path: str) -> str:
+    """``<dir>/.tmp-<pid>-<name>``: keeps the extension last (writers pick the format from it)."""
+    folder, name = os.path.split(os.path.abspath(path))
+    return os.path.join(folder, "%s%d-%s" % (TMP_PREFIX, os.getpid(), name))
+
+
+def _discard(path: str) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+        with contextlib.suppress(OSError):
+            os.remove(path)
 
 
 def remove_stale_temps(folder: str) -> None:
