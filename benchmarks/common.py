@@ -156,6 +156,41 @@ def pwcnet_macs(spec, height: int, width: int) -> Dict[str, int]:
     return parts
 
 
+def session_config(device: str = "cpu", threads: int = 0, xla: bool = False, mixed: bool = False,
+                   training: bool = False, precision: str = "fp32"):
+    """The device profile's ``ConfigProto`` (``pwcflow.runtime.device``) with these switches (0 threads: TF's
+    default)."""
+    from omegaconf import OmegaConf
+
+    from pwcflow.runtime import device as dev_lib
+
+    dev = OmegaConf.create({"name": device, "xla": xla, "mixed_precision": mixed, "intra_op_threads": threads,
+                            "inter_op_threads": threads, "precision": precision})
+    return dev_lib.base_config(dev, training=training)
+
+
+def save_random_weights(model: str, folder: str, seed: int = 0) -> str:
+    """Random lg/sm weights (``seed``) saved once as ``folder/<model>/pwcnet.ckpt`` in tfoptflow's variable names,
+    so every variant (and tfoptflow itself) restores the same numbers; returns the checkpoint prefix."""
+    from pwcflow.predictor import FlowPredictor
+
+    p = FlowPredictor(variant_spec(model, "reference"), None, seed=seed)
+    prefix = p.saver.save(p.sess, os.path.join(folder, model, "pwcnet.ckpt"), write_meta_graph=False)
+    p.close()
+    return prefix
+
+
+def memory_child(build: Callable[[], Callable[[], object]], key: str, runs: int = 1) -> Dict[str, float]:
+    """Peak memory of one variant in this (fresh) process: ``build()`` restores it and returns its work; the RSS
+    after that, and the peak RSS over ``runs`` calls of the work; ``key`` names the difference (MiB)."""
+    work = build()
+    before = rss_mib()
+    for _ in range(runs):
+        work()
+    peak = peak_rss_mib()
+    return {"rss_before_mib": before, "peak_rss_mib": peak, key: peak - before}
+
+
 def interleaved(fns: Dict[str, Callable[[], object]], runs: int, warmup: int = 1) -> Dict[str, Dict[str, list]]:
     """Time each callable ``runs`` times in interleaved rounds after ``warmup`` untimed calls each.
 
