@@ -98,9 +98,10 @@ def matmul_peak(config=None, n: int = 4096, runs: int = 5, device: Optional[str]
 
 
 # Benchmark variants: name -> (cost volume/warp formulation, conv kernel split limit: 0 = one conv per layer,
-# None = pwcflow's default). "reference" is tfoptflow's formulation throughout.
+# None = the machine's default). "reference" is tfoptflow's formulation throughout; "auto" is pwcflow's default
+# (chosen per backend when the graph is built: ``pwcflow.model.ops.AUTO``).
 VARIANTS = {"reference": ("reference", 0), "fused": ("fused", None), "fused-nosplit": ("fused", 0),
-            "patches": ("patches", None)}
+            "patches": ("patches", None), "auto": ("auto", None)}
 
 
 def variant_spec(model: str, variant: str):

@@ -8,7 +8,7 @@ from omegaconf import DictConfig
 from pwcflow.errors import UserError
 from pwcflow.model.pwcnet import ModelSpec
 
-IMPLS = ("fused", "reference")
+IMPLS = ("auto", "fused", "reference")
 
 
 def check(ok: bool, key: str, why: str) -> None:
