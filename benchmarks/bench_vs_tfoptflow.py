@@ -159,7 +159,11 @@ def rows_for(tfo, model: str, ckpt: str, args: argparse.Namespace, folder: str) 
     out.append(_row(model, "PNG pair -> flow", r, diff, macs))
     fwd.close()
     if args.train:
-        step = Train(tfo, model, ckpt, args.threads, folder)
+        try:
+            step = Train(tfo, model, ckpt, args.threads, folder)
+        except Exception as e:  # noqa: BLE001 - report and go on: the other rows still stand
+            print("%s training step: not measured: %s: %s" % (model, type(e).__name__, str(e).splitlines()[0]))
+            return out
         r = common.interleaved({"tfoptflow": step.tfoptflow, "pwcflow": step.pwcflow}, args.rounds)
         out.append(_row(model, "training step b%d %dx%d" % ((TRAIN_BATCH,) + CROP), r, None, None))
         step.close()

@@ -22,9 +22,11 @@ LEAKY_ALPHA = 0.1
 _conv_split_bytes: Optional[int] = None  # None: decided on first use by ``default_conv_split_bytes``
 SPLIT_ENV = "PWCFLOW_CONV_SPLIT_BYTES"  # overrides the automatic convolution split limit (0: never split)
 # backend -> (cost volume, warp, split convolutions at the L2 limit): what ``auto`` builds. Measured on TF 2.21
-# (oneDNN) and TF 1.15.5 (Eigen) on the same CPU (benchmarks/RESULTS.md): the 5-D batched matmul and the split
-# pay under oneDNN and cost under Eigen; GPUs and Ascend have no L2 cliff (a split only adds ops there).
-AUTO = {"onednn": ("fused", "fused", True), "eigen": ("reference", "fused", False),
+# (oneDNN) and TF 1.15.5 (Eigen) on one CPU (benchmarks/RESULTS.md): the blocked-matmul cost volume and the
+# one-gather warp win on both (forward and gradient); the L2 split pays under oneDNN and costs under Eigen
+# (lg-6-2 forward 0.83x with it, 1.26x without, against tfoptflow's formulation). GPUs and Ascend have no L2
+# cliff: a split only adds ops there.
+AUTO = {"onednn": ("fused", "fused", True), "eigen": ("fused", "fused", False),
         "gpu": ("fused", "fused", False), "npu": ("fused", "fused", False)}
 
 
