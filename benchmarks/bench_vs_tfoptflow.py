@@ -26,8 +26,12 @@ import time
 from types import SimpleNamespace
 from typing import Dict, List
 
-import common
-import numpy as np
+# before TensorFlow loads: tfoptflow's tf.layers is Keras 2's (the tf_keras package on TF >= 2.16); pwcflow uses
+# no Keras, so this changes nothing of its graphs
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import common  # noqa: E402
+import numpy as np  # noqa: E402
 
 SIZE, PADDED, CROP, TRAIN_BATCH = (436, 1024), (448, 1024), (256, 448), 2
 

@@ -99,6 +99,15 @@ def _fix_core_warp(shims: List[str]) -> None:
         shims.append("core_warp.array_ops.stack/unstack -> array_ops_stack")
 
 
+def _legacy_layers() -> bool:
+    """Whether ``tf.compat.v1.layers.conv2d`` works here (Keras 2 behind it)."""
+    try:
+        tf.layers.conv2d  # noqa: B018 - the lazy loader raises on TF >= 2.16 without tf_keras
+        return True
+    except (AttributeError, ImportError):
+        return False
+
+
 def source_dir(path: str) -> str:
     """The folder holding ``model_pwcnet.py``: ``path`` itself or its ``tfoptflow/`` sub-folder."""
     for folder in (path, os.path.join(path, "tfoptflow")):
@@ -110,6 +119,9 @@ def source_dir(path: str) -> str:
 def load(path: str) -> Tuple[types.ModuleType, List[str]]:
     """Import tfoptflow's ``model_pwcnet`` from the checkout at ``path``; returns it and the shims used."""
     folder = source_dir(path)
+    if not IS_TF1 and not _legacy_layers():
+        raise UserError("tfoptflow's tf.layers needs Keras 2 on this TensorFlow: pip install tf-keras (its "
+                        "version matching TensorFlow's) and run with TF_USE_LEGACY_KERAS=1")
     mods = _stubs_for_missing()
     shims = ["%s (not installed; unused on the benchmarked paths)" % k for k in mods if "." not in k]
     if not IS_TF1:
