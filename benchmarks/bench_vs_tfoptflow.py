@@ -127,7 +127,7 @@ class Train:
         self.feed = {self.tfo.x_tnsr: x, self.tfo.y_tnsr: y}
         args = SimpleNamespace(model=model, loss="multiscale", optimizer="adam", device="cpu", threads=threads,
                                xla=False)
-        self.ours = bench_train.Step(args, "auto", ckpt, batch=(x, y, np.ones(y.shape[:3] + (1,), np.float32)))
+        self.ours = bench_train.Step(args, "auto", ckpt, batch=(x, y, np.ones(y.shape[:3], np.float32)))
 
     def tfoptflow(self) -> None:
         """tfoptflow's training fetch ``[loss, metric, optim]``."""
@@ -148,10 +148,19 @@ def rows_for(tfo, model: str, ckpt: str, args: argparse.Namespace, folder: str) 
     from pwcflow.data import flowio
 
     img1, img2 = frames()
-    paths = [os.path.join(folder, "frame_%d.png" % i) for i in (1, 2)]
+    paths = [os.path.join(folder, "frame_%d.png" % i) for i in (1, 2)]  # the PNG row's input
     for p, img in zip(paths, (img1, img2)):
         flowio.write_image(p, img)
     macs = common.pwcnet_macs(common.variant_spec(model, "reference"), *PADDED)["total"]
+    out = []
+    if "forward" in args.rows:
+        out += _forward_rows(tfo, model, ckpt, args, paths, macs)
+    if "train" in args.rows:
+        out += _train_rows(tfo, model, ckpt, args, folder)
+    return out
+
+
+def _forward_rows(tfo, model: str, ckpt: str, args: argparse.Namespace, paths, macs) -> List[dict]:
     fwd = Forward(tfo, model, ckpt, args.threads)
     out = []
     r = common.interleaved({"tfoptflow": fwd.tfoptflow, "pwcflow": fwd.pwcflow}, args.rounds)
@@ -162,16 +171,18 @@ def rows_for(tfo, model: str, ckpt: str, args: argparse.Namespace, folder: str) 
     diff = float(np.abs(fwd.png_tfoptflow(paths) - fwd.png_pwcflow(paths)).max())
     out.append(_row(model, "PNG pair -> flow", r, diff, macs))
     fwd.close()
-    if args.train:
-        try:
-            step = Train(tfo, model, ckpt, args.threads, folder)
-        except Exception as e:  # noqa: BLE001 - report and go on: the other rows still stand
-            print("%s training step: not measured: %s: %s" % (model, type(e).__name__, str(e).splitlines()[0]))
-            return out
-        r = common.interleaved({"tfoptflow": step.tfoptflow, "pwcflow": step.pwcflow}, args.rounds)
-        out.append(_row(model, "training step b%d %dx%d" % ((TRAIN_BATCH,) + CROP), r, None, None))
-        step.close()
     return out
+
+
+def _train_rows(tfo, model: str, ckpt: str, args: argparse.Namespace, folder: str) -> List[dict]:
+    try:
+        step = Train(tfo, model, ckpt, args.threads, folder)
+    except Exception as e:  # noqa: BLE001 - report and go on: the other rows still stand
+        print("%s training step: not measured: %s: %s" % (model, type(e).__name__, str(e).splitlines()[0]))
+        return []
+    r = common.interleaved({"tfoptflow": step.tfoptflow, "pwcflow": step.pwcflow}, args.rounds)
+    step.close()
+    return [_row(model, "training step b%d %dx%d" % ((TRAIN_BATCH,) + CROP), r, None, None)]
 
 
 def _row(model: str, what: str, r: Dict[str, dict], diff, macs) -> dict:
@@ -210,7 +221,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="timed interleaved rounds per row (after 1 warm-up)")
     ap.add_argument("--threads", type=int, default=0, help="pwcflow's intra/inter-op threads (0: TF default, "
                     "as tfoptflow's own session)")
-    ap.add_argument("--no-train", dest="train", action="store_false", help="skip the training-step rows")
+    ap.add_argument("--rows", nargs="+", default=["forward", "train"], choices=["forward", "train"],
+                    help="forward: forward and PNG -> flow rows; train: the training-step rows")
     args = ap.parse_args()
     import tfoptflow_import
 
@@ -219,8 +231,8 @@ def main() -> None:
     tfo, shims = tfoptflow_import.load(args.tfoptflow)
     info = {"machine": common.machine(), "shims": shims, "formulation": ops.describe_auto(),
             "peak_before": common.matmul_peak(common.session_config(threads=args.threads)),
-            "command": "python benchmarks/bench_vs_tfoptflow.py --tfoptflow PATH --models %s --rounds %d%s" % (
-                " ".join(args.models), args.rounds, "" if args.train else " --no-train")}
+            "command": "python benchmarks/bench_vs_tfoptflow.py --tfoptflow PATH --models %s --rounds %d --rows %s" % (
+                " ".join(args.models), args.rounds, " ".join(args.rows))}
     print("tfoptflow from %s; stood in for: %s" % (tfoptflow_import.source_dir(args.tfoptflow),
                                                     "; ".join(shims) or "nothing"))
     print("pwcflow formulation: %s" % info["formulation"], flush=True)
@@ -232,7 +244,8 @@ def main() -> None:
     info["peak_after"] = common.matmul_peak(common.session_config(threads=args.threads))
     info["machine"]["loadavg_after"] = list(os.getloadavg())
     info["seconds"] = time.time() - t0
-    path = common.write_json("vs_tfoptflow_tf%s" % info["machine"]["tensorflow"], {"info": info, "rows": rows})
+    path = common.write_json("vs_tfoptflow_tf%s_%s" % (info["machine"]["tensorflow"], "_".join(args.rows)),
+                             {"info": info, "rows": rows})
     print(markdown(info, rows))
     print("wrote", path)
 
