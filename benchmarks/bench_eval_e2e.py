@@ -27,14 +27,6 @@ SIZE, PADDED = (436, 1024), (448, 1024)
 WAYS = ("baseline", "pwcflow")
 
 
-def session_config(threads: int):
-    """The CPU profile's inference ``ConfigProto``."""
-    from omegaconf import OmegaConf
-
-    from pwcflow.runtime import device as dev_lib
-
-    return dev_lib.base_config(OmegaConf.create({"name": "cpu", "intra_op_threads": threads,
-                                                 "inter_op_threads": threads}), training=False)
 
 
 class Way:
@@ -47,7 +39,8 @@ class Way:
         self.way, self.args, self.samples = way, args, samples
         variant = "reference" if way == "baseline" else "fused"
         with common.variant_scope(variant):
-            self.predictor = FlowPredictor(common.variant_spec(args.model, variant), ckpt, session_config(args.threads))
+            self.predictor = FlowPredictor(common.variant_spec(args.model, variant), ckpt,
+                                           common.session_config(threads=args.threads))
 
     def run(self) -> float:
         """Evaluate every pair once; returns the all-pixel EPE."""
@@ -81,11 +74,7 @@ def make_data(folder: str, frames: int):
 
 def memory_child(args: argparse.Namespace) -> Dict[str, float]:
     """One way in this fresh process: RSS once the graph is restored, then the peak RSS over one pass."""
-    way = Way(args.one, args, args.ckpt, _samples(args.root))
-    before = common.rss_mib()
-    way.run()
-    peak = common.peak_rss_mib()
-    return {"rss_before_mib": before, "peak_rss_mib": peak, "eval_mib": peak - before}
+    return common.memory_child(lambda: Way(args.one, args, args.ckpt, _samples(args.root)).run, "eval_mib")
 
 
 def _samples(folder: str):
@@ -95,14 +84,6 @@ def _samples(folder: str):
     return build(DatasetSpec("sintel_clean", "sintel", root=folder, passes=("clean",)), "all")
 
 
-def save_random_weights(model: str, folder: str) -> str:
-    """Random weights (seed 0) saved once, so both ways restore the same numbers."""
-    from pwcflow.predictor import FlowPredictor
-
-    p = FlowPredictor(common.variant_spec(model, "reference"), None, seed=0)
-    prefix = p.saver.save(p.sess, os.path.join(folder, model, "pwcnet.ckpt"), write_meta_graph=False)
-    p.close()
-    return prefix
 
 
 def main() -> None:
@@ -123,13 +104,13 @@ def main() -> None:
         print(json.dumps(memory_child(args)))
         return
     info = common.machine()
-    peaks = [common.matmul_peak(session_config(args.threads))]
+    peaks = [common.matmul_peak(common.session_config(threads=args.threads))]
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         root = os.path.join(tmp, "sintel")
         samples = make_data(root, args.frames)
         print("wrote %d Sintel-layout pairs (1024x436) in %.1f s" % (len(samples), time.perf_counter() - t0))
-        ckpt = save_random_weights(args.model, tmp)
+        ckpt = common.save_random_weights(args.model, tmp)
         ways = {w: Way(w, args, ckpt, samples) for w in WAYS}
         epe = {w: ways[w].run() for w in WAYS}  # also the warm-up: first sess.run allocations
         timing = common.interleaved({w: ways[w].run for w in WAYS}, args.runs, max(0, args.warmup - 1))
@@ -141,7 +122,7 @@ def main() -> None:
                 memory[w] = common.run_json([__file__, "--one", w, "--ckpt", ckpt, "--root", root, "--model",
                                              args.model, "--batch", str(args.batch), "--workers", str(args.workers),
                                              "--threads", str(args.threads)])
-    peaks.append(common.matmul_peak(session_config(args.threads)))
+    peaks.append(common.matmul_peak(common.session_config(threads=args.threads)))
     info["loadavg_after"] = list(os.getloadavg())
     peak = max(p["gflops_median"] for p in peaks)
     macs = common.pwcnet_macs(common.variant_spec(args.model, "fused"), *PADDED)["total"]

@@ -28,15 +28,6 @@ import numpy as np
 SIZE, PADDED = (436, 1024), (448, 1024)
 
 
-def session_config(device: str, xla: bool, mixed: bool, threads: int):
-    """The device profile's inference ``ConfigProto`` (``pwcflow.runtime.device``) with these switches."""
-    from omegaconf import OmegaConf
-
-    from pwcflow.runtime import device as dev_lib
-
-    dev = OmegaConf.create({"name": device, "xla": xla, "mixed_precision": mixed, "intra_op_threads": threads,
-                            "inter_op_threads": threads})
-    return dev_lib.base_config(dev, training=False)
 
 
 def inputs(batch: int) -> np.ndarray:
@@ -52,14 +43,6 @@ def inputs(batch: int) -> np.ndarray:
     return pad_to_multiple(np.stack(pairs), 64, (2, 3))
 
 
-def save_random_weights(model: str, folder: str) -> str:
-    """Random lg/sm weights (seed 0) saved once, so every variant restores the same numbers."""
-    from pwcflow.predictor import FlowPredictor
-
-    p = FlowPredictor(common.variant_spec(model, "reference"), None, seed=0)
-    prefix = p.saver.save(p.sess, os.path.join(folder, model, "pwcnet.ckpt"), write_meta_graph=False)
-    p.close()
-    return prefix
 
 
 def memory_child(args: argparse.Namespace) -> Dict[str, float]:
@@ -67,13 +50,14 @@ def memory_child(args: argparse.Namespace) -> Dict[str, float]:
     from pwcflow.predictor import FlowPredictor
 
     x = inputs(args.batch)
-    cfg = session_config(args.device, args.xla == "on", args.precision == "mixed", args.threads)
-    with common.variant_scope(args.one):
-        p = FlowPredictor(common.variant_spec(args.model, args.one), args.ckpt, cfg, input_shape=x.shape)
-    before = common.rss_mib()
-    p.sess.run(p.flow, {p.x: x})
-    peak = common.peak_rss_mib()
-    return {"rss_before_mib": before, "peak_rss_mib": peak, "forward_mib": peak - before}
+    cfg = common.session_config(args.device, args.threads, args.xla == "on", args.precision == "mixed")
+
+    def build():
+        with common.variant_scope(args.one):
+            p = FlowPredictor(common.variant_spec(args.model, args.one), args.ckpt, cfg, input_shape=x.shape)
+        return lambda: p.sess.run(p.flow, {p.x: x})
+
+    return common.memory_child(build, "forward_mib")
 
 
 def measure(args: argparse.Namespace, model: str, ckpt: str, batch: int, precision: str, xla: str,
@@ -83,7 +67,7 @@ def measure(args: argparse.Namespace, model: str, ckpt: str, batch: int, precisi
 
     x = inputs(batch)
     mixed = precision == "mixed"
-    cfg = session_config(args.device, xla == "on", mixed, args.threads)
+    cfg = common.session_config(args.device, args.threads, xla == "on", mixed)
     preds, build = {}, {}
     for impl in args.impls:
         t0 = time.perf_counter()
@@ -166,14 +150,14 @@ def main() -> None:
     info = common.machine()
     info["tf32"] = tf32
     dev = "/GPU:0" if args.device == "gpu" else None
-    cfg = session_config(args.device, False, False, args.threads)
+    cfg = common.session_config(args.device, args.threads)
     peaks = [common.matmul_peak(cfg, args.peak_n, device=dev)]
     xlas = ["off", "on"] if args.xla == "both" else [args.xla]
     precisions = ["fp32", "mixed"] if args.precision == "both" else [args.precision]
     rows, fp32_flow = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         for model in args.models:
-            ckpt = save_random_weights(model, tmp)
+            ckpt = common.save_random_weights(model, tmp)
             for batch in args.batches:
                 for precision in precisions:
                     for xla in xlas:

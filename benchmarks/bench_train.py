@@ -30,17 +30,6 @@ import common
 import numpy as np
 
 
-def session_config(args: argparse.Namespace):
-    """The device profile's training ``ConfigProto`` (``pwcflow.runtime.device``)."""
-    from omegaconf import OmegaConf
-
-    from pwcflow.runtime import device as dev_lib
-
-    dev = OmegaConf.create({"name": args.device, "xla": args.xla, "mixed_precision": False,
-                            "intra_op_threads": args.threads, "inter_op_threads": args.threads})
-    return dev_lib.base_config(dev, training=True)
-
-
 class Step:
     """One training graph: PWC-Net on (x, y, valid), tfoptflow's loss + weight decay, one optimizer update."""
 
@@ -76,7 +65,8 @@ class Step:
             saver = tf.train.Saver(var_list={v.op.name: v for v in model_vars})
             init = tf.global_variables_initializer()
         self.graph.finalize()
-        self.sess = tf.Session(graph=self.graph, config=session_config(args))
+        cfg = common.session_config(args.device, args.threads, args.xla, training=True)
+        self.sess = tf.Session(graph=self.graph, config=cfg)
         self.sess.run(init)
         if feeds:
             self.sess.run(data_init, feeds)
@@ -91,14 +81,6 @@ class Step:
         self.sess.close()
 
 
-def save_random_weights(model: str, folder: str) -> str:
-    """Random weights (seed 0) saved once, so every variant restores the same numbers."""
-    from pwcflow.predictor import FlowPredictor
-
-    p = FlowPredictor(common.variant_spec(model, "reference"), None, seed=0)
-    prefix = p.saver.save(p.sess, os.path.join(folder, model, "pwcnet.ckpt"), write_meta_graph=False)
-    p.close()
-    return prefix
 
 
 def make_data(folder: str):
@@ -135,12 +117,7 @@ def one_batch(args: argparse.Namespace, samples):
 def memory_child(args: argparse.Namespace) -> Dict[str, float]:
     """One formulation in this fresh process: RSS once restored, then the peak RSS over two steps."""
     batch = tuple(np.load(args.batch_file)[k] for k in ("x", "y", "valid"))
-    step = Step(args, args.one, args.ckpt, batch=batch)
-    before = common.rss_mib()
-    step.run()
-    step.run()
-    peak = common.peak_rss_mib()
-    return {"rss_before_mib": before, "peak_rss_mib": peak, "step_mib": peak - before}
+    return common.memory_child(lambda: Step(args, args.one, args.ckpt, batch=batch).run, "step_mib", runs=2)
 
 
 def main() -> None:
@@ -174,7 +151,7 @@ def main() -> None:
 
     info = common.machine()
     info["tf32"] = tf32
-    cfg = session_config(args)
+    cfg = common.session_config(args.device, args.threads, args.xla, training=True)
     peaks = [common.matmul_peak(cfg, device="/GPU:0" if args.device == "gpu" else None)]
     threads = args.loader_threads or os.cpu_count()
     res: Dict[str, object] = {"machine": info, "args": vars(args)}
@@ -186,7 +163,7 @@ def main() -> None:
         batch = one_batch(args, samples)
         batch_file = os.path.join(tmp, "batch.npz")
         np.savez(batch_file, x=batch[0], y=batch[1], valid=batch[2])
-        ckpt = save_random_weights(args.model, tmp)
+        ckpt = common.save_random_weights(args.model, tmp)
         steps, build = {}, {}
         for impl in args.impls:
             t0 = time.perf_counter()

@@ -98,9 +98,10 @@ def matmul_peak(config=None, n: int = 4096, runs: int = 5, device: Optional[str]
 
 
 # Benchmark variants: name -> (cost volume/warp formulation, conv kernel split limit: 0 = one conv per layer,
-# None = pwcflow's default). "reference" is tfoptflow's formulation throughout.
+# None = the machine's default). "reference" is tfoptflow's formulation throughout; "auto" is pwcflow's default
+# (chosen per backend when the graph is built: ``pwcflow.model.ops.AUTO``).
 VARIANTS = {"reference": ("reference", 0), "fused": ("fused", None), "fused-nosplit": ("fused", 0),
-            "patches": ("patches", None)}
+            "patches": ("patches", None), "auto": ("auto", None)}
 
 
 def variant_spec(model: str, variant: str):
@@ -154,6 +155,41 @@ def pwcnet_macs(spec, height: int, width: int) -> Dict[str, int]:
             parts["upsample"] += n * 16 * 2 * (2 + x)
     parts["total"] = sum(parts.values())
     return parts
+
+
+def session_config(device: str = "cpu", threads: int = 0, xla: bool = False, mixed: bool = False,
+                   training: bool = False, precision: str = "fp32"):
+    """The device profile's ``ConfigProto`` (``pwcflow.runtime.device``) with these switches (0 threads: TF's
+    default)."""
+    from omegaconf import OmegaConf
+
+    from pwcflow.runtime import device as dev_lib
+
+    dev = OmegaConf.create({"name": device, "xla": xla, "mixed_precision": mixed, "intra_op_threads": threads,
+                            "inter_op_threads": threads, "precision": precision})
+    return dev_lib.base_config(dev, training=training)
+
+
+def save_random_weights(model: str, folder: str, seed: int = 0) -> str:
+    """Random lg/sm weights (``seed``) saved once as ``folder/<model>/pwcnet.ckpt`` in tfoptflow's variable names,
+    so every variant (and tfoptflow itself) restores the same numbers; returns the checkpoint prefix."""
+    from pwcflow.predictor import FlowPredictor
+
+    p = FlowPredictor(variant_spec(model, "reference"), None, seed=seed)
+    prefix = p.saver.save(p.sess, os.path.join(folder, model, "pwcnet.ckpt"), write_meta_graph=False)
+    p.close()
+    return prefix
+
+
+def memory_child(build: Callable[[], Callable[[], object]], key: str, runs: int = 1) -> Dict[str, float]:
+    """Peak memory of one variant in this (fresh) process: ``build()`` restores it and returns its work; the RSS
+    after that, and the peak RSS over ``runs`` calls of the work; ``key`` names the difference (MiB)."""
+    work = build()
+    before = rss_mib()
+    for _ in range(runs):
+        work()
+    peak = peak_rss_mib()
+    return {"rss_before_mib": before, "peak_rss_mib": peak, key: peak - before}
 
 
 def interleaved(fns: Dict[str, Callable[[], object]], runs: int, warmup: int = 1) -> Dict[str, Dict[str, list]]:

@@ -23,7 +23,7 @@ from pwcflow.errors import UserError
 from pwcflow.model import losses
 from pwcflow.model.pwcnet import ModelSpec
 
-IMPLS = ("fused", "reference")
+IMPLS = ("auto", "fused", "reference")
 T = TypeVar("T")
 Raw = Any  # a group handed on unconverted (DictConfig)
 

@@ -1,21 +1,33 @@
 """Graph building blocks of PWC-Net, written with ``tf.compat.v1`` only (TF 1.15 and TF 2.x).
 
 Numerics follow tfoptflow exactly (see ``shared/notes/tfoptflow-compat.md``). Two formulations
-exist for the cost volume and the warp: ``fused`` (default: 9 blocked batched matmuls for the cost
-volume, one gather for the warp) and ``reference`` (tfoptflow's own: 81 slice/multiply/mean ops, four
-separate gathers), kept for benchmarks and parity tests. Both compute the same numbers up to float32
-summation order (``docs/performance.md`` has the measurements).
+exist for the cost volume and the warp: ``fused`` (9 blocked batched matmuls for the cost volume, one
+gather for the warp) and ``reference`` (tfoptflow's own: 81 slice/multiply/mean ops, four separate
+gathers). Both compute the same numbers up to float32 summation order. ``auto`` (the default) picks per
+backend when the graph is built (``AUTO``, measured: ``benchmarks/RESULTS.md``), as does the L2-cache
+convolution split (``conv2d``).
 """
 
 import contextlib
 import glob
+import logging
+import os
 import sys
 from typing import Iterator, List, Optional, Tuple
 
-from pwcflow.tf1 import tf
+from pwcflow.tf1 import IS_TF1, TF_VERSION, tf
 
+log = logging.getLogger("pwcflow.model")
 LEAKY_ALPHA = 0.1
 _conv_split_bytes: Optional[int] = None  # None: decided on first use by ``default_conv_split_bytes``
+SPLIT_ENV = "PWCFLOW_CONV_SPLIT_BYTES"  # overrides the automatic convolution split limit (0: never split)
+# backend -> (cost volume, warp, split convolutions at the L2 limit): what ``auto`` builds. Measured on TF 2.21
+# (oneDNN) and TF 1.15.5 (Eigen) on one CPU (benchmarks/RESULTS.md): the blocked-matmul cost volume and the
+# one-gather warp win on both (forward and gradient); the L2 split pays under oneDNN and costs under Eigen
+# (lg-6-2 forward 0.83x with it, 1.26x without, against tfoptflow's formulation). GPUs and Ascend have no L2
+# cliff: a split only adds ops there.
+AUTO = {"onednn": ("fused", "fused", True), "eigen": ("fused", "fused", False),
+        "gpu": ("fused", "fused", False), "npu": ("fused", "fused", False)}
 
 
 def he_normal():
@@ -94,16 +106,66 @@ def conv_split_bytes() -> int:
 
 
 def default_conv_split_bytes() -> int:
-    """3/4 of the CPU's L2 cache per core (1 MiB if unknown) on CPU-only machines; 0 (off) where TensorFlow
-    sees a GPU or Ascend's adapter is loaded: their convolutions have no such cliff, and a split costs there."""
+    """``$PWCFLOW_CONV_SPLIT_BYTES`` if set; else 3/4 of the CPU's L2 cache per core (1 MiB if unknown) where
+    ``AUTO`` says to split (CPUs under oneDNN), 0 (off) elsewhere (Eigen, GPUs, Ascend: see ``AUTO``)."""
+    env = os.environ.get(SPLIT_ENV, "").strip()
+    if env:
+        try:
+            return max(0, int(env))
+        except ValueError:
+            from pwcflow.errors import UserError
+
+            raise UserError("bad setting %s=%r: must be a number of bytes (0: never split)" % (SPLIT_ENV, env))
+    return 3 * _l2_cache_bytes() // 4 if AUTO[backend()][2] else 0
+
+
+def onednn_enabled() -> bool:
+    """Whether this TensorFlow runs its CPU kernels with oneDNN (TF 2.x x86 default; ``TF_ENABLE_ONEDNN_OPTS=0``
+    turns it off) rather than Eigen (TF 1.15's pip builds)."""
+    try:
+        if IS_TF1:
+            from tensorflow.python import pywrap_tensorflow as util
+        else:
+            from tensorflow.python.util import _pywrap_util_port as util
+        return bool(util.IsMklEnabled())
+    except (ImportError, AttributeError):
+        return False
+
+
+def backend() -> str:
+    """What runs a graph built now: ``npu`` (Ascend's adapter loaded), ``gpu``, ``onednn`` or ``eigen`` (CPU)."""
     if "npu_bridge" in sys.modules:
-        return 0
+        return "npu"
     try:
         if tf.config.experimental.list_physical_devices("GPU"):
-            return 0
+            return "gpu"
     except Exception:  # noqa: BLE001 - device query unsupported: assume a CPU
         pass
-    return 3 * _l2_cache_bytes() // 4
+    return "onednn" if onednn_enabled() else "eigen"
+
+
+def resolve(costvol_impl: str, warp_impl: str) -> Tuple[str, str]:
+    """The (cost volume, warp) formulations to build: ``auto`` replaced by ``AUTO``'s choice for ``backend()``."""
+    if costvol_impl not in COSTVOL_IMPLS + ("auto",):
+        raise ValueError("unknown cost volume implementation %r (one of auto, %s)" % (costvol_impl, COSTVOL_IMPLS))
+    if warp_impl not in WARP_IMPLS + ("auto",):
+        raise ValueError("unknown warp implementation %r (one of auto, %s)" % (warp_impl, WARP_IMPLS))
+    chosen = AUTO[backend()] if "auto" in (costvol_impl, warp_impl) else None
+    return (chosen[0] if costvol_impl == "auto" else costvol_impl), (chosen[1] if warp_impl == "auto" else warp_impl)
+
+
+def describe(costvol_impl: str = "auto", warp_impl: str = "auto") -> str:
+    """One line for the log: the formulations a graph built now gets, and why."""
+    cv, wp = resolve(costvol_impl, warp_impl)
+    split = conv_split_bytes()
+    return "cost volume %s%s, warp %s%s, conv split %s (backend %s, TensorFlow %s)" % (
+        cv, " (auto)" if costvol_impl == "auto" else "", wp, " (auto)" if warp_impl == "auto" else "",
+        "at %d KiB" % (split // 1024) if split else "off", backend(), TF_VERSION)
+
+
+def describe_auto() -> str:
+    """``describe()`` of the defaults."""
+    return describe("auto", "auto")
 
 
 def _l2_cache_bytes(default: int = 1 << 20) -> int:
@@ -153,6 +215,7 @@ def _times2(n):
 
 
 COSTVOL_IMPLS = ("fused", "reference", "patches")
+WARP_IMPLS = ("fused", "reference")
 COSTVOL_BLOCK = 16  # columns per block of the fused cost volume (>= 2 * search range)
 
 

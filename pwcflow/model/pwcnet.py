@@ -4,11 +4,14 @@ Variables are created with tfoptflow's names, shapes and order (``shared/spec``)
 checkpoints restore unchanged. The builder is a pure function of (input tensor, ``ModelSpec``).
 """
 
+import logging
 from dataclasses import dataclass
 from typing import List, Tuple
 
 from pwcflow.model import ops
 from pwcflow.tf1 import tf
+
+log = logging.getLogger("pwcflow.model")
 
 PYRAMID_CHANNELS = (16, 32, 64, 96, 128, 196)
 ESTIMATOR_CHANNELS = (128, 128, 96, 64, 32)
@@ -25,8 +28,8 @@ class ModelSpec:
     pyr_lvls: int = 6
     flow_pred_lvl: int = 2
     search_range: int = 4
-    costvol_impl: str = "fused"
-    warp_impl: str = "fused"
+    costvol_impl: str = "auto"  # auto | fused | reference | patches (ops.resolve: auto picks per backend)
+    warp_impl: str = "auto"  # auto | fused | reference
 
     @property
     def multiple(self) -> int:
@@ -77,17 +80,19 @@ def pwcnet(x: tf.Tensor, spec: ModelSpec, name: str = "pwcnet") -> Tuple[tf.Tens
     Returns the full-resolution flow (level-2 flow resized x4 with TF1's legacy bilinear resize,
     times 4) and the pyramid of flows, coarsest first, each in its own level's pixel units.
     """
+    costvol_impl, warp_impl = ops.resolve(spec.costvol_impl, spec.warp_impl)
+    log.info("%s graph: %s", spec.name, ops.describe(spec.costvol_impl, spec.warp_impl))
     with tf.variable_scope(name):
         c1, c2 = feature_pyramid(x, spec)
         flows = []
         up_flow = up_feat = None
         for lvl in range(spec.pyr_lvls, spec.flow_pred_lvl - 1, -1):
             if lvl == spec.pyr_lvls:
-                corr = ops.cost_volume(c1[lvl], c2[lvl], spec.search_range, spec.costvol_impl)
+                corr = ops.cost_volume(c1[lvl], c2[lvl], spec.search_range, costvol_impl)
                 est_in = corr
             else:
-                warped = ops.warp(c2[lvl], up_flow * (20.0 / 2 ** lvl), spec.warp_impl)
-                corr = ops.cost_volume(c1[lvl], warped, spec.search_range, spec.costvol_impl)
+                warped = ops.warp(c2[lvl], up_flow * (20.0 / 2 ** lvl), warp_impl)
+                corr = ops.cost_volume(c1[lvl], warped, spec.search_range, costvol_impl)
                 est_in = tf.concat([corr, c1[lvl], up_flow, up_feat], axis=3)
             feat, flow = estimate_flow(est_in, lvl, spec.dense)
             if lvl == spec.flow_pred_lvl or spec.context_all_levels:

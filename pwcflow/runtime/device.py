@@ -12,7 +12,7 @@ from typing import Any, List, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from pwcflow.errors import UserError
-from pwcflow.runtime import npu_options
+from pwcflow.runtime import npu_options, precision
 from pwcflow.tf1 import tf
 
 PROFILES = ("cpu", "gpu", "npu")
@@ -92,6 +92,7 @@ def base_config(dev: DictConfig, local_rank: int = 0, training: bool = True) -> 
             rewrite.auto_mixed_precision = type(rewrite).ON
     elif name == "npu":
         _npu_options(cfg, dev, training)
+    precision.apply(cfg, dev)
     return cfg
 
 

@@ -1,0 +1,113 @@
+"""The cost-volume / warp / convolution-split formulations: same flows whichever is built, and ``auto``'s choice
+per backend (logged when the graph is built, overridable)."""
+
+import logging
+
+import numpy as np
+import pytest
+
+from pwcflow.errors import UserError
+from pwcflow.model import ops
+from pwcflow.model.pwcnet import ModelSpec
+from pwcflow.predictor import FlowPredictor
+
+SHAPE = (1, 2, 64, 128, 3)
+
+
+def _pair() -> np.ndarray:
+    rs = np.random.RandomState(3)
+    img = rs.rand(72, 140, 3).astype(np.float32)
+    return np.stack([img[4:68, 6:134], img[2:66, 3:131]])[None]  # frame 2 = frame 1 moved by (2, 3) px
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """tfoptflow's formulation throughout (no split) with random weights, saved: (ckpt, flow, pyramid)."""
+    spec = ModelSpec(name="sm-6-2", dense=False, context_all_levels=False, costvol_impl="reference",
+                     warp_impl="reference")
+    with ops.conv_splitting(0):
+        p = FlowPredictor(spec, None, seed=0, input_shape=SHAPE)
+    ckpt = p.saver.save(p.sess, str(tmp_path_factory.mktemp("w") / "pwcnet.ckpt"), write_meta_graph=False)
+    flow, pyr = p.predict_batch(_pair(), with_pyramid=True)
+    p.close()
+    return ckpt, flow, pyr
+
+
+@pytest.mark.parametrize("costvol,warp,split", [
+    ("fused", "fused", 4096),          # oneDNN's choice, with the split forced at a small size (Eigen's: no split)
+    ("reference", "fused", 0),
+    ("fused", "reference", None),      # the machine's default split
+    ("patches", "fused", 0),
+    ("auto", "auto", None),            # whatever this machine picks
+])
+def test_every_formulation_gives_the_same_flow(reference, costvol, warp, split):
+    ckpt, flow_ref, pyr_ref = reference
+    spec = ModelSpec(name="sm-6-2", dense=False, context_all_levels=False, costvol_impl=costvol, warp_impl=warp)
+    with ops.conv_splitting(split):
+        p = FlowPredictor(spec, ckpt, input_shape=SHAPE)
+    flow, pyr = p.predict_batch(_pair(), with_pyramid=True)
+    p.close()
+    assert np.abs(flow).max() > 0.1  # a real flow, not zeros
+    np.testing.assert_allclose(flow, flow_ref, atol=1e-4, rtol=0)
+    for a, b in zip(pyr, pyr_ref):
+        np.testing.assert_allclose(a, b, atol=1e-4, rtol=0)
+
+
+def test_split_convolution_is_really_split():
+    from pwcflow.tf1 import tf
+
+    for limit, many in ((0, False), (4096, True)):
+        with tf.Graph().as_default() as g, ops.conv_splitting(limit):
+            ops.conv2d(tf.zeros([1, 8, 8, 64]), 64, "c")
+            convs = [o for o in g.get_operations() if o.type == "Conv2D"]
+        assert (len(convs) > 1) == many
+
+
+@pytest.mark.parametrize("backend", sorted(ops.AUTO))
+def test_auto_picks_per_backend_and_explicit_wins(monkeypatch, backend):
+    monkeypatch.setattr(ops, "backend", lambda: backend)
+    cv, wp, split = ops.AUTO[backend]
+    assert ops.resolve("auto", "auto") == (cv, wp)
+    assert ops.resolve("reference", "auto") == ("reference", wp)
+    assert ops.resolve("fused", "reference") == ("fused", "reference")
+    monkeypatch.delenv(ops.SPLIT_ENV, raising=False)
+    assert (ops.default_conv_split_bytes() > 0) == split
+    monkeypatch.setenv(ops.SPLIT_ENV, "0")
+    assert ops.default_conv_split_bytes() == 0
+    with pytest.raises(ValueError):
+        ops.resolve("bogus", "auto")
+
+
+def test_eigen_and_onednn_differ_where_measured():
+    assert ops.AUTO["onednn"] == ("fused", "fused", True)
+    assert ops.AUTO["eigen"][2] is False  # the split only pays under oneDNN
+
+
+def test_bad_split_env_is_one_line(monkeypatch):
+    monkeypatch.setenv(ops.SPLIT_ENV, "lots")
+    with pytest.raises(UserError, match=ops.SPLIT_ENV):
+        ops.default_conv_split_bytes()
+
+
+def test_choice_is_logged_when_the_graph_is_built(caplog):
+    from pwcflow.model.pwcnet import pwcnet
+    from pwcflow.tf1 import tf
+
+    spec = ModelSpec(name="sm-6-2", dense=False, context_all_levels=False)
+    with caplog.at_level(logging.INFO, logger="pwcflow.model"), tf.Graph().as_default():
+        pwcnet(tf.zeros(SHAPE), spec)
+    line = [r.getMessage() for r in caplog.records if "cost volume" in r.getMessage()]
+    assert len(line) == 1 and "(auto)" in line[0] and ops.backend() in line[0]
+    assert ops.resolve("auto", "auto")[0] in line[0]
+
+
+def test_config_accepts_auto_and_rejects_others():
+    from omegaconf import OmegaConf
+
+    from pwcflow import config
+
+    base = dict(name="sm-6-2", dense=False, context_all_levels=False, pyr_lvls=6, flow_pred_lvl=2, search_range=4,
+                costvol_impl="auto", warp_impl="auto")
+    assert config.model_spec(OmegaConf.create(base)).costvol_impl == "auto"
+    with pytest.raises(UserError, match="model.warp_impl"):
+        config.model_spec(OmegaConf.create(dict(base, warp_impl="patches")))
