@@ -42,6 +42,7 @@ def register_experiments(folder: str = EXPERIMENTS_DIR) -> List[str]:
         names.append(name)
     return names
 
+
 # ModelArts appends ``--data_url=obs://...`` style flags, which Hydra rejects; map them to keys.
 MODELARTS_FLAGS: Dict[str, str] = {"data_url": "dataset.root", "train_url": "storage.output_url"}
 IGNORED_FLAGS = ("num_gpus", "init_method", "rank", "world_size")

@@ -20,8 +20,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from pwcflow.data import datasets
 from pwcflow.data.datasets import DatasetSpec
 from pwcflow.errors import UserError
-from pwcflow.model import losses
-from pwcflow.model.pwcnet import ModelSpec
+from pwcflow.model.spec import LOSS_KINDS, ModelSpec
 
 IMPLS = ("auto", "fused", "reference")
 T = TypeVar("T")
@@ -57,7 +56,7 @@ def ruled(rule: str, *choices: str) -> Any:
 # -- schemas ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Loss:
-    kind: str = ruled("one_of", *sorted(losses.KINDS))
+    kind: str = ruled("one_of", *sorted(LOSS_KINDS))
     alphas: Tuple[float, ...] = ruled("five")
     gamma: float = ruled("non_negative")
 

@@ -19,7 +19,7 @@ import yaml
 from pwcflow.cli import unexpected
 from pwcflow.data import flowio
 from pwcflow.errors import UserError
-from pwcflow.runtime import outputs
+from pwcflow.runtime import atomic, outputs
 
 COLUMNS = ("run", "kind", "model", "dataset", "split", "step", "epe", "fl_all", "epe_matched", "epe_unmatched",
            "best_epe", "seed_epe", "paper_epe")
@@ -173,7 +173,7 @@ def collect(paths: List[str], out: str) -> List[Dict[str, object]]:
     rows = [summarize(r) for r in runs]
     out = outputs.preflight_dir(out, "--out")
     # all three files or none: a failure leaves an older report as it was
-    outputs.atomic_files([(os.path.join(out, "results.md"), lambda tmp: _write_text(tmp, markdown(rows, out))),
+    atomic.atomic_files([(os.path.join(out, "results.md"), lambda tmp: _write_text(tmp, markdown(rows, out))),
                           (os.path.join(out, "results.csv"), lambda tmp: _write_csv(tmp, rows)),
                           (os.path.join(out, "val_epe.png"), lambda tmp: plot(rows, tmp))])
     return rows

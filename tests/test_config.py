@@ -10,8 +10,7 @@ from pwcflow import cli, config
 from pwcflow.errors import UserError
 
 COMMANDS = sorted(config.SCHEMAS)
-PRESETS = sorted(os.path.splitext(os.path.basename(p))[0] for p in glob.glob(os.path.join(cli.CONF_DIR, "experiment",
-                                                                                          "*.yaml")))
+PRESETS = cli.register_experiments()  # every experiments/*.yaml, as `experiment=NAME`
 REQUIRED = {"train": [], "eval": ["ckpt=x", "dataset.root=/data"], "export": ["ckpt=x"],
             "predict": ["ckpt=x", "img1=a.png", "img2=b.png", "out=o.flo"]}
 

@@ -10,10 +10,11 @@ all-ones mask the numbers are tfoptflow's exactly.
 from typing import List, Optional, Sequence, Tuple
 
 from pwcflow.model import ops
+from pwcflow.model.spec import LOSS_KINDS
 from pwcflow.tf1 import tf
 
 ALPHAS = (0.32, 0.08, 0.02, 0.01, 0.005)
-KINDS = {"multiscale": (2, 0.0, 1.0), "robust": (1, 0.01, 0.4)}  # norm order, epsilon, q
+KINDS = LOSS_KINDS  # norm order, epsilon, q
 
 
 def scaled_gt(gt: tf.Tensor, like: tf.Tensor) -> tf.Tensor:

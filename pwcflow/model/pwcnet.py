@@ -5,10 +5,10 @@ checkpoints restore unchanged. The builder is a pure function of (input tensor, 
 """
 
 import logging
-from dataclasses import dataclass
 from typing import List, Tuple
 
 from pwcflow.model import ops
+from pwcflow.model.spec import ModelSpec  # noqa: F401 (re-exported)
 from pwcflow.tf1 import tf
 
 log = logging.getLogger("pwcflow.model")
@@ -16,25 +16,6 @@ log = logging.getLogger("pwcflow.model")
 PYRAMID_CHANNELS = (16, 32, 64, 96, 128, 196)
 ESTIMATOR_CHANNELS = (128, 128, 96, 64, 32)
 CONTEXT_LAYERS = ((128, 1), (128, 2), (128, 4), (96, 8), (64, 16), (32, 1))
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """What defines a PWC-Net variant (the ``model`` config group maps onto this)."""
-
-    name: str = "lg-6-2"
-    dense: bool = True  # tfoptflow use_dense_cx
-    context_all_levels: bool = True  # tfoptflow use_res_cx
-    pyr_lvls: int = 6
-    flow_pred_lvl: int = 2
-    search_range: int = 4
-    costvol_impl: str = "auto"  # auto | fused | reference | patches (ops.resolve: auto picks per backend)
-    warp_impl: str = "auto"  # auto | fused | reference
-
-    @property
-    def multiple(self) -> int:
-        """Input height/width must be a multiple of this (64 for 6 levels)."""
-        return 2 ** self.pyr_lvls
 
 
 def feature_pyramid(x: tf.Tensor, spec: ModelSpec) -> Tuple[List[tf.Tensor], List[tf.Tensor]]:
