@@ -47,3 +47,28 @@ def error_line(proc) -> str:
     assert "Traceback" not in proc.stderr
     assert len(lines) == 1, proc.stderr[-2000:]
     return lines[0]
+
+
+def random_checkpoint(folder, seed: int, step: int = 1):
+    """A randomly initialised sm-6-2 checkpoint saved into ``folder`` (atomically, as training does)."""
+    from pwcflow.model.spec import ModelSpec
+    from pwcflow.predictor import FlowPredictor
+    from pwcflow.runtime import checkpoint
+
+    p = FlowPredictor(ModelSpec(name="sm-6-2", dense=False, context_all_levels=False), None, seed=seed)
+    try:
+        checkpoint.save_atomic(p.sess, p.saver, str(folder), step=step)
+    finally:
+        p.close()
+    return folder
+
+
+def session_flow(spec, ckpt, x):
+    """The checkpoint's flow for the batch ``x`` through a TensorFlow session (the reference for exports)."""
+    from pwcflow.predictor import FlowPredictor
+
+    p = FlowPredictor(spec, str(ckpt))
+    try:
+        return p.predict_batch(x)
+    finally:
+        p.close()

@@ -5,6 +5,7 @@ Backends: npm's ``s3rver`` (file-backed, so it keeps its objects across a restar
 in-memory). ``PWCFLOW_TEST_S3=s3rver|moto`` forces one; the default prefers s3rver.
 """
 
+import contextlib
 import os
 import re
 import shutil
@@ -15,7 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import List, Optional
+from typing import Iterator, List, Optional
 
 ROOT = Path(__file__).resolve().parents[1]
 S3RVER_BIN = ROOT / ".tools" / "s3rver" / "node_modules" / ".bin" / "s3rver"
@@ -144,3 +145,14 @@ class S3Server:
             assert resp.status < 300, (resp.status, resp.errorCode)
         finally:
             client.close()
+
+
+@contextlib.contextmanager
+def running(backend: str, workdir: Path, bucket: str = "runs") -> Iterator[S3Server]:
+    """A started server with ``bucket`` made, stopped on exit (the module fixtures' body)."""
+    srv = S3Server(backend, workdir).start()
+    try:
+        srv.make_bucket(bucket)
+        yield srv
+    finally:
+        srv.stop()

@@ -5,13 +5,12 @@ import os
 
 import numpy as np
 import pytest
-from conftest import error_line, run_module
+from conftest import error_line, random_checkpoint, run_module
 from layouts import make_sintel
 
 from pwcflow.data import flowio
 from pwcflow.model.pwcnet import ModelSpec
 from pwcflow.predictor import FlowPredictor, to_input
-from pwcflow.runtime import checkpoint
 from pwcflow.tf1 import tf
 
 SM = ModelSpec(name="sm-6-2", dense=False, context_all_levels=False)
@@ -27,9 +26,7 @@ def sintel(tmp_path_factory):
 def own_run(tmp_path_factory):
     """A pwcflow training run dir with a randomly initialised sm-6-2 checkpoint in ``checkpoints/``."""
     run = tmp_path_factory.mktemp("run")
-    p = FlowPredictor(SM, None, seed=11)
-    checkpoint.save_atomic(p.sess, p.saver, str(run / "checkpoints"), step=40)
-    p.close()
+    random_checkpoint(run / "checkpoints", seed=11, step=40)
     return run
 
 

@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import error_line, run_module
+from conftest import error_line, run_module, session_flow
 
 from pwcflow.export import INPUT_NAME, OUTPUT_NAME, input_shape
 from pwcflow.model.pwcnet import ModelSpec
@@ -37,11 +37,7 @@ def pair():
 
 
 def _session_flow(ckpt, x):
-    p = FlowPredictor(SM, str(ckpt))
-    try:
-        return p.predict_batch(x)
-    finally:
-        p.close()
+    return session_flow(SM, ckpt, x)
 
 
 def _export(tmp_path, ckpt, fmt):

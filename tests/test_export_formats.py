@@ -7,13 +7,12 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT, error_line, run_module
+from conftest import ROOT, error_line, run_module, session_flow
 
 from pwcflow import runtimes
 from pwcflow.data import flowio
 from pwcflow.errors import UserError
 from pwcflow.model.pwcnet import ModelSpec
-from pwcflow.predictor import FlowPredictor
 from pwcflow.tf1 import IS_TF1, tf
 
 SM = ModelSpec(name="sm-6-2", dense=False, context_all_levels=False)
@@ -52,11 +51,7 @@ def _exported(tmp, ckpt, fmt, suffix):
 
 
 def _session_flow(ckpt, x):
-    p = FlowPredictor(SM, str(ckpt))
-    try:
-        return p.predict_batch(x)
-    finally:
-        p.close()
+    return session_flow(SM, ckpt, x)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT
-from s3server import S3Server, choose_backend
+from s3server import choose_backend, running
 from test_train import TINY
 
 from pwcflow.runtime import storage
@@ -94,12 +94,8 @@ def test_new_style_job_killed_and_restarted_resumes_from_train_url(tmp_path):
 def server(tmp_path_factory):
     if BACKEND is None:
         pytest.skip("no S3-compatible server (run `make tools`)")
-    srv = S3Server(BACKEND, tmp_path_factory.mktemp("s3")).start()
-    try:
-        srv.make_bucket("runs")
+    with running(BACKEND, tmp_path_factory.mktemp("s3")) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.mark.slow

@@ -7,14 +7,13 @@ import os
 import cv2
 import numpy as np
 import pytest
-from conftest import error_line, run_module
+from conftest import error_line, random_checkpoint, run_module
 from layouts import sequence
 
 from pwcflow import consistency, viz
 from pwcflow.data import flowio, synthetic
 from pwcflow.model.pwcnet import ModelSpec
 from pwcflow.predictor import FlowPredictor
-from pwcflow.runtime import checkpoint
 
 SM = ModelSpec(name="sm-6-2", dense=False, context_all_levels=False)
 SIZE = (64, 96)
@@ -24,11 +23,7 @@ NAMES = ("frame_8", "frame_9", "frame_10", "frame_11")  # natural order differs 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
     """A randomly initialised sm-6-2 checkpoint dir."""
-    d = tmp_path_factory.mktemp("ckpt")
-    p = FlowPredictor(SM, None, seed=5)
-    checkpoint.save_atomic(p.sess, p.saver, str(d), step=1)
-    p.close()
-    return d
+    return random_checkpoint(tmp_path_factory.mktemp("ckpt"), seed=5)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import zipfile
 import cv2
 import numpy as np
 import pytest
-from conftest import run_module
+from conftest import random_checkpoint, run_module
 from layouts import make_kitti, make_sintel
 from omegaconf import OmegaConf
 
@@ -20,18 +20,13 @@ from pwcflow.data.datasets import DatasetSpec
 from pwcflow.metrics import FlowMetrics
 from pwcflow.model.pwcnet import ModelSpec
 from pwcflow.predictor import FlowPredictor
-from pwcflow.runtime import checkpoint
 
 SM = ModelSpec(name="sm-6-2", dense=False, context_all_levels=False)
 
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
-    d = tmp_path_factory.mktemp("ckpt")
-    p = FlowPredictor(SM, None, seed=21)
-    checkpoint.save_atomic(p.sess, p.saver, str(d), step=1)
-    p.close()
-    return d
+    return random_checkpoint(tmp_path_factory.mktemp("ckpt"), seed=21)
 
 
 def test_kitti_png_round_trip_independent_decoder(tmp_path):

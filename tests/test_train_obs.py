@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 from conftest import run_module
-from s3server import S3Server, choose_backend
+from s3server import choose_backend, running
 from test_train import TINY
 
 BACKEND = choose_backend()
@@ -14,12 +14,8 @@ pytestmark = pytest.mark.skipif(BACKEND is None, reason="no S3-compatible server
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    srv = S3Server(BACKEND, tmp_path_factory.mktemp("s3")).start()
-    try:
-        srv.make_bucket("runs")
+    with running(BACKEND, tmp_path_factory.mktemp("s3")) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 def _keys(server, bucket, prefix):
