@@ -80,7 +80,7 @@ def test_every_training_step_fetches_the_same_list(tmp_path, monkeypatch):
     from hydra import compose, initialize_config_dir
     from test_train import TINY
 
-    from pwcflow import train
+    from pwcflow import config, train
     from pwcflow.tf1 import tf
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
@@ -94,9 +94,9 @@ def test_every_training_step_fetches_the_same_list(tmp_path, monkeypatch):
         return real(self, fetches, *args, **kwargs)
 
     monkeypatch.setattr(tf.Session, "run", run)
-    trainer = train.Trainer(cfg, train.validate(cfg), str(tmp_path))
+    trainer = train.Trainer(train.prepare(config.load("train", cfg)), str(tmp_path))
     trainer.run()
-    steps = [f for f in seen if id(trainer.train_op) in f]
+    steps = [f for f in seen if id(trainer.g.train_op) in f]
     assert len(steps) == 4 and len(set(steps)) == 1
     images = [v.tag for path in (tmp_path / "tb").iterdir() for event in tf.train.summary_iterator(str(path))
               for v in event.summary.value if v.HasField("image")]
