@@ -151,6 +151,12 @@ def undo_stub() -> None:
 _COMPOSED: List[DictConfig] = []  # the composed config of the running command (for save_run_record)
 
 
+def remember(cfg: DictConfig) -> None:
+    """Keep the composed config for ``save_run_record`` (a module function: launchers that pickle the task
+    by value, such as joblib's, still reach this module's list through it)."""
+    _COMPOSED[:] = [cfg]
+
+
 def save_run_record() -> None:
     """Write ``.hydra/{config,hydra,overrides}.yaml`` once the command was accepted (``hydra.output_subdir: null``
     keeps Hydra from writing them before the settings were checked)."""
@@ -224,7 +230,7 @@ def entry(config_name: str) -> Callable:
     def deco(fn: Callable[[object], object]) -> Callable[[], None]:
         @functools.wraps(fn)
         def guarded(cfg: DictConfig):
-            _COMPOSED[:] = [cfg]
+            remember(cfg)
             try:
                 return fn(config.load(config_name, cfg))
             except (UserError, MissingMandatoryValue) as exc:
