@@ -82,14 +82,10 @@ def modelarts_argv(argv: List[str]) -> List[str]:
     return out
 
 
-def require(cfg, *keys: str) -> None:
-    """Fail with one line naming the first mandatory key the user did not set (a DictConfig or a typed config)."""
+def require(cfg: object, *keys: str) -> None:
+    """Fail with one line naming the first mandatory key of a typed config (``config.load``) left unset."""
     for key in keys:
-        if isinstance(cfg, DictConfig):
-            value = None if OmegaConf.is_missing(cfg, key) else cfg.get(key)
-        else:
-            value = getattr(cfg, key)
-        if value in (None, ""):
+        if getattr(cfg, key) in (None, ""):
             raise UserError("missing required setting: add %s=... to the command line" % key)
 
 

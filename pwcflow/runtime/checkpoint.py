@@ -131,16 +131,22 @@ def verify(prefix: str) -> None:
         raise UserError("checkpoint %s is damaged: %s" % (prefix, why))
 
 
-def latest_intact(ckpt_dir: str) -> Optional[str]:
+def latest_intact(ckpt_dir: str, strict: bool = False) -> Optional[str]:
     """The state file's current checkpoint if intact, else the newest intact one it lists (warning about
-    each damaged one); None when the dir has no state file or nothing intact."""
+    each damaged one); None when the dir has no state file or nothing intact. ``strict``: when it lists
+    checkpoints and none is intact, refuse (one line naming the newest) instead of returning None."""
     listed = read_state(ckpt_dir)
     named = os.path.basename(listed[-1]) if listed else None
+    damaged = []
     for prefix in newest_first(listed, named):
         why = problem(prefix)
         if why is None:
             return prefix
         log.warning("skipping damaged checkpoint %s (%s); falling back to an older one", prefix, why)
+        damaged.append((prefix, why))
+    if strict and damaged:
+        raise UserError("no intact checkpoint to resume from in %s: %s is damaged (%s); rerun with another "
+                        "run_name to start afresh" % ((ckpt_dir,) + damaged[0]))
     return None
 
 

@@ -30,11 +30,8 @@ class CheckpointPolicy:
         if self.is_chief:
             for folder in (self.ckpt_dir, self.best_dir, self.run_dir):
                 checkpoint.remove_stale_temps(folder)
-        latest = checkpoint.latest_intact(self.ckpt_dir)
-        listed = checkpoint.read_state(self.ckpt_dir)
-        if latest is None and listed and self.resume:  # never start afresh over a run whose checkpoints are bad
-            raise UserError("no intact checkpoint to resume from in %s: %s is damaged (%s); rerun with another "
-                            "run_name to start afresh" % (self.ckpt_dir, listed[-1], checkpoint.problem(listed[-1])))
+        # strict: never start afresh over a run whose checkpoints are all damaged
+        latest = checkpoint.latest_intact(self.ckpt_dir, strict=self.resume)
         if latest is None and self.sync is not None and self.resume:
             latest = self.sync.pull_latest_checkpoint(self.ckpt_dir)
             if latest:
