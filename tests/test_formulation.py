@@ -33,15 +33,18 @@ def reference(tmp_path_factory):
     return ckpt, flow, pyr
 
 
-@pytest.mark.parametrize("costvol,warp,split", [
-    ("fused", "fused", 4096),          # oneDNN's choice, with the split forced at a small size (Eigen's: no split)
-    ("reference", "fused", 0),
-    ("fused", "reference", None),      # the machine's default split
-    ("patches", "fused", 0),
-    ("auto", "auto", None),            # whatever this machine picks
+@pytest.mark.parametrize("costvol,warp,split,shared", [
+    ("fused", "fused", 4096, "0"),     # oneDNN's choice, with the split forced at a small size (Eigen's: no split)
+    ("fused", "fused", 0, "1"),        # Eigen's choice: one convolution for the flow head and context layer 1
+    ("fused", "fused", 4096, "1"),     # both
+    ("reference", "fused", 0, "0"),
+    ("fused", "reference", None, "0"),  # the machine's default split
+    ("patches", "fused", 0, "0"),
+    ("auto", "auto", None, ""),        # whatever this machine picks
 ])
-def test_every_formulation_gives_the_same_flow(reference, costvol, warp, split):
+def test_every_formulation_gives_the_same_flow(reference, monkeypatch, costvol, warp, split, shared):
     ckpt, flow_ref, pyr_ref = reference
+    monkeypatch.setenv(ops.SHARED_ENV, shared)
     spec = ModelSpec(name="sm-6-2", dense=False, context_all_levels=False, costvol_impl=costvol, warp_impl=warp)
     with ops.conv_splitting(split):
         p = FlowPredictor(spec, ckpt, input_shape=SHAPE)
@@ -51,6 +54,42 @@ def test_every_formulation_gives_the_same_flow(reference, costvol, warp, split):
     np.testing.assert_allclose(flow, flow_ref, atol=1e-4, rtol=0)
     for a, b in zip(pyr, pyr_ref):
         np.testing.assert_allclose(a, b, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("shared", ["0", "1"])
+def test_lg_shared_heads_give_the_same_flow_at_every_level(tmp_path, monkeypatch, shared):
+    """lg-6-2 has a context network at every level: each level's flow head + first context layer is the shared
+    convolution (or not), against tfoptflow's formulation with the same weights."""
+    from pwcflow.tf1 import tf
+
+    def build(**kw):
+        spec = ModelSpec(name="lg-6-2", dense=True, context_all_levels=True, **kw)
+        return FlowPredictor(spec, ckpt, input_shape=SHAPE)
+
+    with ops.conv_splitting(0):
+        monkeypatch.setenv(ops.SHARED_ENV, "0")
+        ref = FlowPredictor(ModelSpec(name="lg-6-2", dense=True, context_all_levels=True, costvol_impl="reference",
+                                      warp_impl="reference"), None, seed=0, input_shape=SHAPE)
+        ckpt = ref.saver.save(ref.sess, str(tmp_path / "pwcnet.ckpt"), write_meta_graph=False)
+        flow_ref, pyr_ref = ref.predict_batch(_pair(), with_pyramid=True)
+        ref.close()
+        monkeypatch.setenv(ops.SHARED_ENV, shared)
+        p = build()
+        n_conv = len([o for o in p.sess.graph.get_operations() if o.type == "Conv2D"])
+        flow, pyr = p.predict_batch(_pair(), with_pyramid=True)
+        p.close()
+    assert np.abs(flow).max() > 0.1
+    np.testing.assert_allclose(flow, flow_ref, atol=1e-4, rtol=0)
+    for a, b in zip(pyr, pyr_ref):
+        np.testing.assert_allclose(a, b, atol=1e-4, rtol=0)
+    # 5 levels with a context network: one convolution fewer per level when shared
+    with tf.Graph().as_default():
+        monkeypatch.setenv(ops.SHARED_ENV, "0" if shared == "1" else "1")
+        with ops.conv_splitting(0):
+            other = build()
+        n_other = len([o for o in other.sess.graph.get_operations() if o.type == "Conv2D"])
+        other.close()
+    assert n_other - n_conv == (5 if shared == "1" else -5)
 
 
 def test_split_convolution_is_really_split():
@@ -66,8 +105,12 @@ def test_split_convolution_is_really_split():
 @pytest.mark.parametrize("backend", sorted(ops.AUTO))
 def test_auto_picks_per_backend_and_explicit_wins(monkeypatch, backend):
     monkeypatch.setattr(ops, "backend", lambda: backend)
-    cv, wp, split = ops.AUTO[backend]
+    cv, wp, split, shared = ops.AUTO[backend]
     assert ops.resolve("auto", "auto") == (cv, wp)
+    monkeypatch.delenv(ops.SHARED_ENV, raising=False)
+    assert ops.shared_heads() == shared
+    monkeypatch.setenv(ops.SHARED_ENV, "0" if shared else "1")
+    assert ops.shared_heads() != shared
     assert ops.resolve("reference", "auto") == ("reference", wp)
     assert ops.resolve("fused", "reference") == ("fused", "reference")
     monkeypatch.delenv(ops.SPLIT_ENV, raising=False)
@@ -79,14 +122,17 @@ def test_auto_picks_per_backend_and_explicit_wins(monkeypatch, backend):
 
 
 def test_eigen_and_onednn_differ_where_measured():
-    assert ops.AUTO["onednn"] == ("fused", "fused", True)
-    assert ops.AUTO["eigen"][2] is False  # the split only pays under oneDNN
+    assert ops.AUTO["onednn"] == ("fused", "fused", True, False)
+    assert ops.AUTO["eigen"][2:] == (False, True)  # the split only pays under oneDNN, sharing only under Eigen
 
 
 def test_bad_split_env_is_one_line(monkeypatch):
     monkeypatch.setenv(ops.SPLIT_ENV, "lots")
     with pytest.raises(UserError, match=ops.SPLIT_ENV):
         ops.default_conv_split_bytes()
+    monkeypatch.setenv(ops.SHARED_ENV, "yes")
+    with pytest.raises(UserError, match=ops.SHARED_ENV):
+        ops.shared_heads()
 
 
 def test_choice_is_logged_when_the_graph_is_built(caplog):

@@ -21,13 +21,16 @@ log = logging.getLogger("pwcflow.model")
 LEAKY_ALPHA = 0.1
 _conv_split_bytes: Optional[int] = None  # None: decided on first use by ``default_conv_split_bytes``
 SPLIT_ENV = "PWCFLOW_CONV_SPLIT_BYTES"  # overrides the automatic convolution split limit (0: never split)
-# backend -> (cost volume, warp, split convolutions at the L2 limit): what ``auto`` builds. Measured on TF 2.21
-# (oneDNN) and TF 1.15.5 (Eigen) on one CPU (benchmarks/RESULTS.md): the blocked-matmul cost volume and the
-# one-gather warp win on both (forward and gradient); the L2 split pays under oneDNN and costs under Eigen
-# (lg-6-2 forward 0.83x with it, 1.26x without, against tfoptflow's formulation). GPUs and Ascend have no L2
-# cliff: a split only adds ops there.
-AUTO = {"onednn": ("fused", "fused", True), "eigen": ("fused", "fused", False),
-        "gpu": ("fused", "fused", False), "npu": ("fused", "fused", False)}
+SHARED_ENV = "PWCFLOW_SHARED_HEADS"  # overrides whether flow head + first context layer share one conv (0 / 1)
+# backend -> (cost volume, warp, split convolutions at the L2 limit, shared flow/context heads): what ``auto``
+# builds. Measured on TF 2.21 (oneDNN) and TF 1.15.5 (Eigen) on one CPU (benchmarks/RESULTS.md): the
+# blocked-matmul cost volume and the one-gather warp win on both (forward and gradient); the L2 split pays
+# under oneDNN and costs under Eigen (lg-6-2 forward 0.83x with it, 1.26x without, against tfoptflow's
+# formulation); one convolution for the flow head and the first context layer (``shared_input_convs``) pays
+# under Eigen (lg/sm forward 1.08x) and not under oneDNN (0.94-0.97x). GPUs and Ascend have no L2 cliff: a
+# split only adds ops there; sharing is unmeasured there, so off.
+AUTO = {"onednn": ("fused", "fused", True, False), "eigen": ("fused", "fused", False, True),
+        "gpu": ("fused", "fused", False, False), "npu": ("fused", "fused", False, False)}
 
 
 def he_normal():
@@ -62,19 +65,44 @@ def conv2d(
     but each group's kernel fits the CPU's L2 cache, where oneDNN runs it about 2.5x faster (the context
     networks' first layer, 565-661 -> 128 channels, is a quarter of lg-6-2's multiply-adds).
     """
-    in_ch = x.get_shape().as_list()[-1]
     with tf.variable_scope(name, reuse=reuse):
-        kernel = tf.get_variable(
-            "kernel", [3, 3, in_ch, filters], tf.float32, initializer=init or glorot_uniform()
-        )
-        bias = tf.get_variable("bias", [filters], tf.float32, initializer=tf.zeros_initializer())
-        kernel, bias = tf.cast(kernel, x.dtype), tf.cast(bias, x.dtype)
-        groups = _conv_groups(9 * in_ch * filters * x.dtype.size, filters)
-        if len(groups) == 1:
-            return _conv_bias_act(x, kernel, bias, stride, dilation, act)
-        outs = [_conv_bias_act(x, k, b, stride, dilation, act)
-                for k, b in zip(tf.split(kernel, groups, axis=3), tf.split(bias, groups))]
-        return tf.concat(outs, axis=3)
+        kernel, bias = conv_variables(x, filters, init)
+        return _conv_grouped(x, kernel, bias, stride, dilation, act)
+
+
+def conv_variables(x: tf.Tensor, filters: int, init=None) -> Tuple[tf.Tensor, tf.Tensor]:
+    """``kernel`` [3, 3, in, filters] and ``bias`` of a 3x3 convolution on ``x`` in the current variable scope,
+    cast to ``x``'s dtype."""
+    in_ch = x.get_shape().as_list()[-1]
+    kernel = tf.get_variable("kernel", [3, 3, in_ch, filters], tf.float32, initializer=init or glorot_uniform())
+    bias = tf.get_variable("bias", [filters], tf.float32, initializer=tf.zeros_initializer())
+    return tf.cast(kernel, x.dtype), tf.cast(bias, x.dtype)
+
+
+def _conv_grouped(x: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor, stride: int, dilation: int, act: bool):
+    """The convolution of ``conv2d``, split into output-channel groups at the L2 limit."""
+    in_ch, filters = kernel.get_shape().as_list()[2:]
+    groups = _conv_groups(9 * in_ch * filters * x.dtype.size, filters)
+    if len(groups) == 1:
+        return _conv_bias_act(x, kernel, bias, stride, dilation, act)
+    outs = [_conv_bias_act(x, k, b, stride, dilation, act)
+            for k, b in zip(tf.split(kernel, groups, axis=3), tf.split(bias, groups))]
+    return tf.concat(outs, axis=3)
+
+
+def shared_input_convs(x: tf.Tensor, heads: List[Tuple[tf.Tensor, tf.Tensor, bool]]) -> List[tf.Tensor]:
+    """Several 3x3 stride-1 convolutions of the same ``x`` (``(kernel, bias, act)`` each) as one convolution
+    over their concatenated output channels, split afterwards.
+
+    Every output channel is the same dot product as in its own convolution; the input is read (and, on
+    TF 1.15's Eigen kernels, im2col-packed) once instead of once per head: a 2-channel flow head alone costs
+    Eigen as much packing as a 128-channel layer (lg-6-2's level-2 flow head: ~190 ms of a 1.15 s forward).
+    """
+    kernel = tf.concat([k for k, _, _ in heads], axis=3)
+    bias = tf.concat([b for _, b, _ in heads], axis=0)
+    y = _conv_grouped(x, kernel, bias, 1, 1, act=False)
+    outs = tf.split(y, [k.get_shape().as_list()[3] for k, _, _ in heads], axis=3)
+    return [leaky_relu(o) if act else o for o, (_, _, act) in zip(outs, heads)]
 
 
 def _conv_bias_act(x: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor, stride: int, dilation: int, act: bool):
@@ -119,6 +147,19 @@ def default_conv_split_bytes() -> int:
     return 3 * _l2_cache_bytes() // 4 if AUTO[backend()][2] else 0
 
 
+def shared_heads() -> bool:
+    """Whether a level's flow head and first context layer are built as one convolution: ``$PWCFLOW_SHARED_HEADS``
+    (0 / 1) if set, else ``AUTO``'s choice for ``backend()``."""
+    env = os.environ.get(SHARED_ENV, "").strip()
+    if env in ("0", "1"):
+        return env == "1"
+    if env:
+        from pwcflow.errors import UserError
+
+        raise UserError("bad setting %s=%r: must be 0 or 1" % (SHARED_ENV, env))
+    return AUTO[backend()][3]
+
+
 def onednn_enabled() -> bool:
     """Whether this TensorFlow runs its CPU kernels with oneDNN (TF 2.x x86 default; ``TF_ENABLE_ONEDNN_OPTS=0``
     turns it off) rather than Eigen (TF 1.15's pip builds)."""
@@ -158,9 +199,9 @@ def describe(costvol_impl: str = "auto", warp_impl: str = "auto") -> str:
     """One line for the log: the formulations a graph built now gets, and why."""
     cv, wp = resolve(costvol_impl, warp_impl)
     split = conv_split_bytes()
-    return "cost volume %s%s, warp %s%s, conv split %s (backend %s, TensorFlow %s)" % (
+    return "cost volume %s%s, warp %s%s, conv split %s, shared flow/context heads %s (backend %s, TensorFlow %s)" % (
         cv, " (auto)" if costvol_impl == "auto" else "", wp, " (auto)" if warp_impl == "auto" else "",
-        "at %d KiB" % (split // 1024) if split else "off", backend(), TF_VERSION)
+        "at %d KiB" % (split // 1024) if split else "off", "on" if shared_heads() else "off", backend(), TF_VERSION)
 
 
 def describe_auto() -> str:

@@ -35,22 +35,36 @@ def feature_pyramid(x: tf.Tensor, spec: ModelSpec) -> Tuple[List[tf.Tensor], Lis
     return pyramids[0], pyramids[1]
 
 
-def estimate_flow(x: tf.Tensor, lvl: int, dense: bool) -> Tuple[tf.Tensor, tf.Tensor]:
-    """Flow estimator at one level; returns (features for context/up-sampling, flow)."""
+def estimate_flow(x: tf.Tensor, lvl: int, dense: bool, context: bool) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Flow estimator at one level; returns (features for up-sampling, flow, first context layer or None).
+
+    With ``context`` and ``ops.shared_heads()`` the flow head and the context network's first layer (both
+    read the estimator's features) run as one convolution (``ops.shared_input_convs``); either way the
+    variables keep tfoptflow's names and order.
+    """
     with tf.variable_scope("predict_flow"):
         for i, ch in enumerate(ESTIMATOR_CHANNELS):
             act = ops.conv2d(x, ch, "conv%d_%d" % (lvl, i), init=ops.he_normal())
             x = tf.concat([act, x], axis=3) if dense else act
-        flow = ops.conv2d(x, 2, "flow%d" % lvl, act=False)
-    return x, flow
+        if not (context and ops.shared_heads()):
+            return x, ops.conv2d(x, 2, "flow%d" % lvl, act=False), None
+        with tf.variable_scope("flow%d" % lvl):
+            flow_vars = ops.conv_variables(x, 2)
+    with tf.variable_scope("ctxt"), tf.variable_scope("dc_conv%d1" % lvl):
+        ctx_vars = ops.conv_variables(x, CONTEXT_LAYERS[0][0], ops.he_normal())  # undilated, like the flow head
+    flow, ctx = ops.shared_input_convs(x, [flow_vars + (False,), ctx_vars + (True,)])
+    return x, flow, ctx
 
 
-def refine_flow(feat: tf.Tensor, flow: tf.Tensor, lvl: int) -> tf.Tensor:
-    """Context network (dilated convs 1,2,4,8,16,1 then a 2-channel conv) added to the flow."""
+def refine_flow(feat: tf.Tensor, ctx: tf.Tensor, flow: tf.Tensor, lvl: int) -> tf.Tensor:
+    """Context network (dilated convs 1,2,4,8,16,1 then a 2-channel conv) on ``feat`` added to the flow;
+    ``ctx``: its first layer's output where ``estimate_flow`` computed it, else None."""
     with tf.variable_scope("ctxt"):
-        x = feat
+        x = ctx
         for i, (ch, dil) in enumerate(CONTEXT_LAYERS):
-            x = ops.conv2d(x, ch, "dc_conv%d%d" % (lvl, i + 1), dilation=dil, init=ops.he_normal())
+            if i or x is None:
+                x = ops.conv2d(feat if x is None else x, ch, "dc_conv%d%d" % (lvl, i + 1), dilation=dil,
+                               init=ops.he_normal())
         x = ops.conv2d(x, 2, "dc_conv%d7" % lvl, init=ops.he_normal(), act=False)
     return flow + x
 
@@ -75,9 +89,10 @@ def pwcnet(x: tf.Tensor, spec: ModelSpec, name: str = "pwcnet") -> Tuple[tf.Tens
                 warped = ops.warp(c2[lvl], up_flow * (20.0 / 2 ** lvl), warp_impl)
                 corr = ops.cost_volume(c1[lvl], warped, spec.search_range, costvol_impl)
                 est_in = tf.concat([corr, c1[lvl], up_flow, up_feat], axis=3)
-            feat, flow = estimate_flow(est_in, lvl, spec.dense)
-            if lvl == spec.flow_pred_lvl or spec.context_all_levels:
-                flow = refine_flow(feat, flow, lvl)
+            context = lvl == spec.flow_pred_lvl or spec.context_all_levels
+            feat, flow, ctx = estimate_flow(est_in, lvl, spec.dense, context)
+            if context:
+                flow = refine_flow(feat, ctx, flow, lvl)
             flows.append(flow)
             if lvl != spec.flow_pred_lvl:
                 with tf.variable_scope("upsample"):
