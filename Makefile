@@ -9,6 +9,9 @@ VENV ?= .venv
 VENV37 ?= .venv37
 C311 := constraints/py311.txt
 C37  := constraints/py37.txt
+# Tests run in parallel processes (pytest-xdist): one per core, at most 4 (each holds a TensorFlow); PYTEST_WORKERS=
+# (empty) runs them in one process.
+PYTEST_WORKERS ?= -n auto --maxprocesses 4
 
 .PHONY: install install37 tools demo test test311 test37 lint lock wheel wheel-check
 
@@ -43,11 +46,11 @@ test: test311 test37
 
 test311: install tools
 	.venv/bin/ruff check pwcflow tests benchmarks
-	.venv/bin/python -m pytest -q
+	.venv/bin/python -m pytest -q $(PYTEST_WORKERS)
 
 test37: install37 tools
 	@if [ ! -x .venv37/bin/python ]; then echo "TF 1.15 leg SKIPPED: no Python 3.7 on this machine"; \
-	else .venv37/bin/python -m pytest -q; fi
+	else .venv37/bin/python -m pytest -q $(PYTEST_WORKERS); fi
 
 # Pin every installed distribution of the working venvs (pwcflow itself, pip, setuptools and wheel excluded).
 lock:
