@@ -144,7 +144,10 @@ class StorageConfig:
     backoff_s: float = ruled("non_negative")
     workers: int = ruled("non_negative")
 
-    check_node = staticmethod(lambda node, prefix: check_no_secrets(node))
+    @staticmethod
+    def check_node(node: Any, prefix: str) -> None:
+        """No key of the node looks like a credential (Hydra saves the config into every run dir)."""
+        check_no_secrets(node)
 
 
 GROUPS = {"device": DeviceConfig, "storage": StorageConfig}
