@@ -78,7 +78,7 @@ class CollectiveEngine(Engine):
 
     name = "collective"
 
-    def __init__(self, dev: DeviceConfig, cluster: Cluster, communication: str = "auto") -> None:
+    def __init__(self, dev: DeviceConfig, cluster: Cluster, communication: str) -> None:
         super().__init__()
         spec, task_type, task_index = cluster
         addresses = spec.get("chief", []) + spec.get("worker", [])
