@@ -76,13 +76,13 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=["lg-6-2", "sm-6-2"], choices=["lg-6-2", "sm-6-2"])
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
-    from omegaconf import OmegaConf
 
+    from pwcflow.config_device import compose_group
     from pwcflow.errors import UserError
     from pwcflow.runtime import precision
 
     try:
-        precision.check(OmegaConf.create({"name": "cpu", "precision": "bf16"}))
+        precision.check(compose_group("device", "cpu", {"precision": "bf16"}))
     except UserError as e:
         print("error: %s" % e, file=sys.stderr)
         sys.exit(1)

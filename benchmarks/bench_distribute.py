@@ -23,15 +23,14 @@ ROOT = Path(__file__).resolve().parents[1]
 def worker(args: argparse.Namespace) -> dict:
     """Train ``args.steps`` timed steps after ``args.warmup``; return this process's timing."""
     import numpy as np
-    from omegaconf import OmegaConf
 
+    from pwcflow.config_device import compose_group
     from pwcflow.runtime import device, distribute
     from pwcflow.tf1 import TF_VERSION, tf
 
-    dev = OmegaConf.load(str(ROOT / "conf" / "device" / "cpu.yaml"))
-    dev.intra_op_threads = args.threads
-    dev.distribute.workers = ["127.0.0.1:%s" % p for p in args.ports.split(",")] if args.ports else []
-    dev.distribute.rank = args.rank
+    dev = compose_group("device", "cpu", {
+        "intra_op_threads": args.threads, "distribute.rank": args.rank,
+        "distribute.workers": ["127.0.0.1:%s" % p for p in args.ports.split(",")] if args.ports else []})
     engine = distribute.create(dev)
     rng = np.random.RandomState(0)
     images = rng.rand(64, args.size, args.size, 6).astype(np.float32)

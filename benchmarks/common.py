@@ -161,13 +161,13 @@ def session_config(device: str = "cpu", threads: int = 0, xla: bool = False, mix
                    training: bool = False, precision: str = "fp32"):
     """The device profile's ``ConfigProto`` (``pwcflow.runtime.device``) with these switches (0 threads: TF's
     default)."""
-    from omegaconf import OmegaConf
-
+    from pwcflow.config_device import compose_group
     from pwcflow.runtime import device as dev_lib
 
-    dev = OmegaConf.create({"name": device, "xla": xla, "mixed_precision": mixed, "intra_op_threads": threads,
-                            "inter_op_threads": threads, "precision": precision})
-    return dev_lib.base_config(dev, training=training)
+    changes = {"xla": xla, "mixed_precision": mixed, "intra_op_threads": threads, "inter_op_threads": threads}
+    if device == "cpu":
+        changes["precision"] = precision
+    return dev_lib.base_config(compose_group("device", device, changes), training=training)
 
 
 def save_random_weights(model: str, folder: str, seed: int = 0) -> str:

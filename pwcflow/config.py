@@ -6,17 +6,24 @@ line naming its key (``bad setting train.batch_size: must be a positive integer,
 Library modules receive these frozen dataclasses, never a ``DictConfig``, and never repeat a YAML
 default: the schemas have no defaults, the YAML files in ``conf/`` are the single source of them.
 
-``model`` becomes a ``ModelSpec`` and ``dataset`` a ``DatasetSpec`` (``data.datasets.spec_from_config``);
-the ``device`` and ``storage`` groups are passed on as ``Raw`` nodes to their owners (``runtime.device``,
-``runtime.remote``), which check them.
+Where the schemas live: the commands' (``TrainConfig`` ... ``DoctorConfig``) here; the ``device`` and
+``storage`` groups' (``DeviceConfig`` with ``LossScale``, ``Distribute`` and ``NpuOptions``; ``StorageConfig``)
+in ``pwcflow.config_device``; ``model`` becomes a ``ModelSpec`` and ``dataset`` a ``DatasetSpec``
+(``data.datasets.spec_from_config``). The rule names a field declares (``ruled("positive")``) are in
+``pwcflow.config_rules``. A schema may also have ``check_node(node, prefix)`` (rules on the raw node: an
+unknown key under ``device.npu``, a credential under ``storage``) and ``check(prefix)`` (rules across its
+fields, once they are typed). Only what depends on the machine or the command (a bf16 unit, npu_bridge,
+TF_CONFIG / RANK_* ranks) is left to the runtime modules.
 """
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Optional, Tuple, Type, TypeVar, Union
+from typing import Any, Dict, Optional, Tuple, Type, TypeVar, Union
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from pwcflow.config_device import DeviceConfig, StorageConfig
+from pwcflow.config_rules import RULES, SCALAR_RULES, check, ruled
 from pwcflow.data import datasets
 from pwcflow.data.datasets import DatasetSpec
 from pwcflow.errors import UserError
@@ -24,33 +31,7 @@ from pwcflow.model.spec import LOSS_KINDS, ModelSpec
 
 IMPLS = ("auto", "fused", "reference")
 T = TypeVar("T")
-Raw = Any  # a group handed on unconverted (DictConfig)
-
-
-def check(ok: bool, key: str, why: str) -> None:
-    """Raise a one-line ``UserError`` about config key ``key`` unless ``ok``."""
-    if not ok:
-        raise UserError("bad setting %s: %s" % (key, why))
-
-
-# -- rules: field(metadata={"rule": NAME}) -------------------------------------------------------------
-RULES: Dict[str, Tuple[Callable[[Any], bool], str]] = {  # "{n}": integer or number
-    "positive": (lambda v: v > 0, "must be a positive {n}"),
-    "at_least_1": (lambda v: v >= 1, "must be an integer >= 1"),
-    "non_negative": (lambda v: v >= 0, "must be a non-negative {n}"),
-    "probability": (lambda v: 0.0 <= v <= 1.0, "must be a probability in [0, 1]"),
-    "decay_rate": (lambda v: 0.0 <= v < 1.0, "must be in [0, 1)"),
-    "all_positive": (lambda v: all(x > 0 for x in v), "must all be positive"),
-    "increasing": (lambda v: list(v) == sorted(set(v)), "must be strictly increasing"),
-    "crop": (lambda v: len(v) == 2 and all(c > 0 and c % 64 == 0 for c in v),
-             "must be [height, width], positive multiples of 64"),
-    "five": (lambda v: len(v) == 5 and all(x >= 0 for x in v), "needs 5 non-negative weights (levels 6..2)"),
-}
-
-
-def ruled(rule: str, *choices: str) -> Any:
-    """A dataclass field checked by ``RULES[rule]`` (or ``rule="one_of"`` with ``choices``)."""
-    return field(metadata={"rule": rule, "choices": choices})
+Raw = Any  # a value of more than one type, handed on as composed (predict's viz and video)
 
 
 # -- schemas ---------------------------------------------------------------------------------------------
@@ -126,8 +107,8 @@ class TrainConfig:
     lr_schedule: LrSchedule
     train: TrainLoop
     dataset: DatasetSpec
-    device: Raw
-    storage: Raw
+    device: DeviceConfig
+    storage: StorageConfig
 
 
 @dataclass(frozen=True)
@@ -149,8 +130,8 @@ class EvalConfig:
     bundler: Optional[str] = field()
     model: ModelSpec = field()
     dataset: DatasetSpec = field()
-    device: Raw = field()
-    storage: Raw = field()
+    device: DeviceConfig = field()
+    storage: StorageConfig = field()
 
 
 @dataclass(frozen=True)
@@ -183,8 +164,8 @@ class PredictConfig:
     consistency: Consistency = field()
     progress: bool = field()
     model: ModelSpec = field()
-    device: Raw = field()
-    storage: Raw = field()
+    device: DeviceConfig = field()
+    storage: StorageConfig = field()
 
 
 @dataclass(frozen=True)
@@ -201,12 +182,23 @@ class ExportConfig:
     opset: int = ruled("positive")
     fp16: bool = field()
     model: ModelSpec = field()
-    device: Raw = field()
-    storage: Raw = field()
+    device: DeviceConfig = field()
+    storage: StorageConfig = field()
+
+
+@dataclass(frozen=True)
+class DoctorConfig:
+    """``conf/doctor.yaml``: the parity check's reference, variants and tolerances on ``device``."""
+
+    reference: Optional[str]
+    variants: Tuple[str, ...] = field()
+    tolerance: float = ruled("non_negative")
+    tolerance_mixed: float = ruled("non_negative")
+    device: DeviceConfig = field()
 
 
 SCHEMAS: Dict[str, type] = {"train": TrainConfig, "eval": EvalConfig, "predict": PredictConfig,
-                            "export": ExportConfig}
+                            "export": ExportConfig, "doctor": DoctorConfig}
 
 
 # -- conversion ------------------------------------------------------------------------------------------
@@ -221,6 +213,8 @@ def convert(schema: Type[T], node: Any, prefix: str) -> T:
 
     Keys the schema does not name stay in the node (other commands' or newer keys) and are ignored here.
     """
+    if hasattr(schema, "check_node"):  # rules on the node itself: its unknown keys, keys that must not exist
+        schema.check_node(node, prefix)
     values = {}
     for f in dataclasses.fields(schema):
         key = prefix + f.name
@@ -260,6 +254,12 @@ def _typed(kind: Any, value: Any, key: str) -> Any:
     if _is_optional(kind):
         inner = [a for a in kind.__args__ if a is not type(None)][0]
         return None if value is None else _typed(inner, value, key)
+    if getattr(kind, "__origin__", None) in (dict, Dict):
+        if not isinstance(value, (dict, DictConfig)):
+            raise UserError("bad setting %s: must be a mapping {key: value}, got %s" % (key, value))
+        plain = OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig) else dict(value)
+        inner = kind.__args__[1]
+        return {str(k): v if inner is Any else _typed(inner, v, "%s.%s" % (key, k)) for k, v in plain.items()}
     if getattr(kind, "__origin__", None) in (tuple, Tuple):
         if not isinstance(value, (list, tuple, ListConfig)):
             raise UserError("bad setting %s: must be a list, got %s" % (key, value))
@@ -278,7 +278,7 @@ NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a st
 def _want(f: dataclasses.Field, kind: type) -> str:
     """What field ``f`` wants, in words (its rule's words for scalar rules)."""
     rule = f.metadata.get("rule")
-    if rule in ("positive", "at_least_1", "non_negative", "probability", "decay_rate"):
+    if rule in SCALAR_RULES:
         return RULES[rule][1].format(n="integer" if kind is int else "number")
     return "must be %s" % NAMES.get(kind, getattr(kind, "__name__", str(kind)))
 

@@ -14,9 +14,9 @@ import sys
 import tempfile
 from typing import List, Optional, Tuple
 
-from omegaconf import DictConfig
-
 from pwcflow import __version__, cli
+from pwcflow.config import DoctorConfig
+from pwcflow.config_device import DeviceConfig
 from pwcflow.errors import UserError
 from pwcflow.runtime import device
 from pwcflow.tf1 import TF_VERSION
@@ -61,10 +61,10 @@ def visible_gpus() -> List[str]:
     return [d.name for d in tensorflow.config.experimental.list_physical_devices("GPU")]
 
 
-def versions(dev: DictConfig) -> List[Tuple[str, str]]:
+def versions(dev: DeviceConfig) -> List[Tuple[str, str]]:
     """(what, version) rows; npu_bridge is only imported on ``device=npu`` (it is absent elsewhere)."""
     npu = "not checked (device=npu checks it)"
-    if device.profile(dev) == "npu":
+    if dev.name == "npu":
         npu = _module_version("npu_bridge", "npu_bridge")
     return [("pwcflow", __version__), ("python", platform.python_version()), ("tensorflow", TF_VERSION),
             ("hydra", _module_version("hydra")), ("omegaconf", _module_version("omegaconf")),
@@ -73,18 +73,16 @@ def versions(dev: DictConfig) -> List[Tuple[str, str]]:
             ("CANN", cann_version())]
 
 
-def reduced_precision(dev: DictConfig) -> bool:
+def reduced_precision(dev: DeviceConfig) -> bool:
     """Whether the device computes (partly) in fp16: GPU auto mixed precision or an NPU mix/fp16 mode."""
-    if device.profile(dev) == "gpu":
-        return bool(dev.get("mixed_precision", False))
-    if device.profile(dev) == "npu":
-        npu = dev.get("npu") or {}
-        mode = npu.get("precision_mode_v2") or npu.get("precision_mode") or "allow_fp32_to_fp16"
-        return str(mode) not in FP32_NPU_MODES
+    if dev.name == "gpu":
+        return dev.mixed_precision
+    if dev.name == "npu":  # both modes null: CANN's own default, allow_fp32_to_fp16 (fp16 where it can)
+        return (dev.npu.precision_mode_v2 or dev.npu.precision_mode) not in FP32_NPU_MODES
     return False
 
 
-def check_device(dev: DictConfig) -> List[str]:
+def check_device(dev: DeviceConfig) -> List[str]:
     """Problems with the chosen device (no GPU for device=gpu, npu_bridge missing for device=npu)."""
     try:
         device.prepare(dev)
@@ -92,33 +90,33 @@ def check_device(dev: DictConfig) -> List[str]:
         return [str(exc)]
     gpus = visible_gpus()
     print("  %-26s %s" % ("GPUs visible to TensorFlow", ", ".join(gpus) if gpus else "none"))
-    if device.profile(dev) == "gpu" and not gpus:
+    if dev.name == "gpu" and not gpus:
         return ["device=gpu but TensorFlow sees no GPU (check the CUDA install, CUDA_VISIBLE_DEVICES, tensorflow "
                 "vs tensorflow-cpu)"]
     return []
 
 
-def check_parity(cfg: DictConfig) -> List[str]:
+def check_parity(cfg: DoctorConfig) -> List[str]:
     """Run each variant on the reference pair on ``cfg.device``; one problem line per failing variant."""
     from pwcflow.reference import REF_DIR, parity
 
-    ref = os.path.abspath(str(cfg.reference)) if cfg.reference else REF_DIR
+    ref = os.path.abspath(cfg.reference) if cfg.reference else REF_DIR
     if not os.path.isdir(ref):
         return ["reference folder not found: %s" % ref]
     mixed = reduced_precision(cfg.device)
-    tol = float(cfg.tolerance_mixed if mixed else cfg.tolerance)
+    tol = cfg.tolerance_mixed if mixed else cfg.tolerance
     print("parity with tfoptflow (reference %s, device %s%s, tolerance %g px):"
-          % (ref, device.profile(cfg.device), ", fp16/mixed precision" if mixed else "", tol))
+          % (ref, cfg.device.name, ", fp16/mixed precision" if mixed else "", tol))
     problems, tmp = [], tempfile.mkdtemp(prefix="pwcflow-doctor-")
     try:
         for variant in cfg.variants:
-            problems += _check_variant(str(variant), ref, tmp, tol, cfg.device, parity)
+            problems += _check_variant(variant, ref, tmp, tol, cfg.device, parity)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return problems
 
 
-def _check_variant(variant: str, ref: str, tmp: str, tol: float, dev: DictConfig, parity) -> List[str]:
+def _check_variant(variant: str, ref: str, tmp: str, tol: float, dev: DeviceConfig, parity) -> List[str]:
     """Forward one variant with the recipe weights and compare with the reference's flows."""
     if variant not in parity.SPECS:
         return ["unknown variant %r in variants= (use sm and/or lg)" % variant]
@@ -140,9 +138,9 @@ def _check_variant(variant: str, ref: str, tmp: str, tol: float, dev: DictConfig
 
 
 @cli.entry("doctor")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DoctorConfig) -> None:
     """Print the report; every problem is one ``error:`` line and makes the exit status 1."""
-    print("pwcflow doctor (device=%s)" % device.profile(cfg.device))
+    print("pwcflow doctor (device=%s)" % cfg.device.name)
     for what, version in versions(cfg.device):
         print("  %-26s %s" % (what, version))
     problems = check_device(cfg.device)

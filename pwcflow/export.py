@@ -52,17 +52,14 @@ FORMATS = ("pb", "savedmodel", "onnx", "tflite", "tftrt")
 
 def input_shape(batch: Optional[int], height: Optional[int], width: Optional[int],
                 multiple: int = 64) -> List[Optional[int]]:
-    """[batch, 2, height, width, 3] after checking each fixed size (``None`` = dynamic)."""
-    for key, val in (("batch", batch), ("height", height), ("width", width)):
-        if val is not None and int(val) < 1:
-            raise UserError("bad setting %s=%s: must be a positive integer or null" % (key, val))
+    """[batch, 2, height, width, 3] (``None`` = dynamic) after checking that height and width are multiples
+    of the model's ``multiple``; ``ExportConfig`` already made each fixed size a positive integer."""
     for key, val in (("height", height), ("width", width)):
-        if val is not None and int(val) % multiple:
-            up = -(-int(val) // multiple) * multiple
+        if val is not None and val % multiple:
+            up = -(-val // multiple) * multiple
             raise UserError("bad setting %s=%s: must be a multiple of %d (pad frames to %d and crop the flow)"
                             % (key, val, multiple, up))
-    return [None if batch is None else int(batch), 2, None if height is None else int(height),
-            None if width is None else int(width), 3]
+    return [batch, 2, height, width, 3]
 
 
 def build(spec: ModelSpec, prefix: str, shape: List[Optional[int]],

@@ -11,13 +11,13 @@ compares with the checkpoint's session output and renames it into place only wit
 import logging
 import os
 import shutil
-import tempfile
 from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 
 from pwcflow import runtimes
 from pwcflow.errors import UserError
+from pwcflow.runtime import atomic
 from pwcflow.tf1 import IS_TF1, TF_VERSION, tf
 
 log = logging.getLogger("pwcflow.export")
@@ -126,7 +126,7 @@ def write_checked(fmt: str, write: Callable[[str], object], final: str, x: np.nd
     os.makedirs(folder, exist_ok=True)
     if fmt == "savedmodel" and os.path.exists(final):
         raise UserError("export directory already exists: %s (choose another out=)" % final)
-    tmp_dir = tempfile.mkdtemp(prefix=".tmp-export-", dir=folder)
+    tmp_dir = atomic.temp_dir(folder)
     tmp = os.path.join(tmp_dir, os.path.basename(final))
     try:
         try:

@@ -1,16 +1,19 @@
 """``python -m pwcflow.results outputs/ [more run dirs] [--out DIR]``: one table of all runs.
 
+The command line becomes a ``ResultsConfig`` (``parse_args``) before anything runs; a bad one is one
+``error:`` line naming the option, exit 1, like the Hydra commands' ``config.load``.
+
 Finds every ``metrics.json`` under the given paths (single runs and multirun sweeps, training and
 eval runs), and writes ``results.md``, ``results.csv`` (beside the seed's figures when the run came
 from an experiment preset) and ``val_epe.png`` (validation EPE over steps, one line per training run).
 """
 
-import argparse
 import csv
 import json
 import os
 import sys
-from typing import Dict, List, Optional
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -192,14 +195,50 @@ def _write_csv(path: str, rows: List[Dict[str, object]]) -> None:
             writer.writerow([r[c] if r[c] is not None else "" for c in COLUMNS])
 
 
+USAGE = "usage: python -m pwcflow.results PATH [PATH ...] [--out DIR]"
+
+
+@dataclass(frozen=True)
+class ResultsConfig:
+    """The command line: run dirs (or folders holding them) and where the report goes."""
+
+    paths: Tuple[str, ...]
+    out: str
+
+
+def parse_args(argv: List[str]) -> ResultsConfig:
+    """``argv`` as a ``ResultsConfig``; a one-line ``UserError`` naming the bad option (``--out`` defaults to
+    the first path: where a report of one folder naturally goes)."""
+    paths: List[str] = []
+    out: Optional[str] = None
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--out" or arg.startswith("--out="):
+            value = arg[len("--out="):] if "=" in arg else (argv[i + 1] if i + 1 < len(argv) else "")
+            i += 0 if "=" in arg else 1
+            if not value or value.startswith("--"):
+                raise UserError("bad setting --out: needs a folder (%s)" % USAGE)
+            out = value
+        elif arg.startswith("-") and arg != "-":
+            raise UserError("bad setting %s: not an option of pwcflow.results (%s)" % (arg.split("=", 1)[0], USAGE))
+        else:
+            paths.append(arg)
+        i += 1
+    if not paths:
+        raise UserError("missing required setting: name one or more run dirs (%s)" % USAGE)
+    return ResultsConfig(paths=tuple(paths), out=out if out is not None else paths[0])
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(prog="python -m pwcflow.results", description=__doc__.splitlines()[0])
-    parser.add_argument("paths", nargs="+", help="run dirs or folders holding them (e.g. outputs/)")
-    parser.add_argument("--out", default=None, help="where to write results.md/.csv/val_epe.png (default: first path)")
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in ("-h", "--help"):
+        print("%s\n\n%s" % (USAGE, __doc__.strip()))
+        return
     try:
-        rows = collect(args.paths, args.out or args.paths[0])
+        cfg = parse_args(argv)
+        rows = collect(list(cfg.paths), cfg.out)
     except UserError as exc:
         print("error: %s" % str(exc).splitlines()[0], file=sys.stderr)
         sys.exit(1)
@@ -208,9 +247,8 @@ def main(argv: Optional[List[str]] = None) -> None:
             raise
         print("error: %s" % unexpected(exc), file=sys.stderr)
         sys.exit(1)
-    out = args.out or args.paths[0]
-    print(open(os.path.join(out, "results.md")).read())
-    print("%d runs -> %s" % (len(rows), os.path.join(out, "results.md")))
+    print(open(os.path.join(cfg.out, "results.md")).read())
+    print("%d runs -> %s" % (len(rows), os.path.join(cfg.out, "results.md")))
 
 
 if __name__ == "__main__":

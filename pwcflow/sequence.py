@@ -30,7 +30,7 @@ from pwcflow.data import flowio
 from pwcflow.errors import UserError
 from pwcflow.frames import Pair
 from pwcflow.predictor import FlowPredictor, to_input
-from pwcflow.runtime import checkpoint, device, storage
+from pwcflow.runtime import atomic, checkpoint, device, storage
 
 log = logging.getLogger("pwcflow.predict")
 
@@ -195,7 +195,7 @@ def write_video(path: str, pictures: List[str], fps: float) -> None:
     """The colour pictures as an MP4 (OpenCV, mp4v), written to a temp file and renamed."""
     first = flowio.read_image(pictures[0])
     size = (first.shape[1], first.shape[0])
-    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), ".tmp-%d-%s" % (os.getpid(), os.path.basename(path)))
+    tmp = atomic.temp_sibling(path)
     writer = cv2.VideoWriter(tmp + ".mp4", cv2.VideoWriter_fourcc(*"mp4v"), float(fps), size)
     try:
         if not writer.isOpened():

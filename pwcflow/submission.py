@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from pwcflow.errors import UserError
+from pwcflow.runtime.atomic import atomic_file
 
 
 def zip_tree(folder: str, zip_path: str) -> int:
@@ -23,15 +24,9 @@ def zip_tree(folder: str, zip_path: str) -> int:
     the number of files."""
     files = sorted(os.path.relpath(os.path.join(d, f), folder) for d, _, fs in os.walk(folder) for f in fs
                    if not f.startswith(".tmp-"))
-    tmp = "%s.tmp-%d" % (zip_path, os.getpid())
-    try:
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
-            for rel in files:
-                zf.write(os.path.join(folder, rel), rel.replace(os.sep, "/"))
-        os.replace(tmp, zip_path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_file(zip_path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+        for rel in files:
+            zf.write(os.path.join(folder, rel), rel.replace(os.sep, "/"))
     return len(files)
 
 

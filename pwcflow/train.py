@@ -75,7 +75,7 @@ class Trainer:
         self.spec: ModelSpec = cfg.model
         self._stop = False
         self.engine = distribute.create(cfg.device)
-        sync = storage.run_sync(cfg.storage, run_dir) if cfg.storage is not None else None
+        sync = storage.run_sync(cfg.storage, run_dir)
         self.policy = CheckpointPolicy(run_dir, cfg.train.keep_checkpoints, self.engine.is_chief, sync, cfg.resume)
         self.validation = Validation(run_dir)
 

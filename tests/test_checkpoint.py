@@ -112,7 +112,7 @@ def test_atomic_dir_replaces_whole_folder(tmp_path):
         open(os.path.join(tmp, "two"), "w").write("2")
     assert sorted(os.listdir(str(final))) == ["two"]
     (tmp_path / ".tmp-stale").mkdir()
-    atomic.remove_stale_temps(str(tmp_path))
+    atomic.remove_stale(str(tmp_path), owned=True)
     assert sorted(os.listdir(str(tmp_path))) == ["model"]
 
 

@@ -12,7 +12,7 @@ from pwcflow.errors import UserError
 COMMANDS = sorted(config.SCHEMAS)
 PRESETS = cli.register_experiments()  # every experiments/*.yaml, as `experiment=NAME`
 REQUIRED = {"train": [], "eval": ["ckpt=x", "dataset.root=/data"], "export": ["ckpt=x"],
-            "predict": ["ckpt=x", "img1=a.png", "img2=b.png", "out=o.flo"]}
+            "predict": ["ckpt=x", "img1=a.png", "img2=b.png", "out=o.flo"], "doctor": []}
 
 
 def _load(name, *overrides):
@@ -24,7 +24,8 @@ def _load(name, *overrides):
 def test_every_command_config_converts(name):
     typed = _load(name)
     assert isinstance(typed, config.SCHEMAS[name])
-    assert typed.model.name in ("lg-6-2", "sm-6-2")
+    assert typed.device.name == "cpu" and isinstance(typed.device, config.DeviceConfig)
+    assert name == "doctor" or typed.model.name in ("lg-6-2", "sm-6-2")
 
 
 def _preset_command(preset: str) -> str:
@@ -63,11 +64,27 @@ def test_every_group_option_converts(group, option):
     ("eval", "batch=0", "bad setting batch"),
     ("eval", "split=nope", "bad setting split"),
     ("predict", "max_flow=-3", "bad setting max_flow"),
+    ("export", "batch=0", "bad setting batch: must be a positive integer, got 0"),
+    ("export", "width=-64", "bad setting width: must be a positive integer, got -64"),
+    ("train", "device.intra_op_threads=-1", "bad setting device.intra_op_threads: must be a non-negative integer"),
+    ("train", "device.intra_op_threads=many", "bad setting device.intra_op_threads: must be a non-negative"),
+    ("train", "device.xla=sometimes", "bad setting device.xla: must be true or false"),
+    ("train", "device.precision=fp8", "bad setting device.precision: must be one of fp32, bf16"),
+    ("train", "device.loss_scale.incr_ratio=1", "bad setting device.loss_scale.incr_ratio: must be > 1"),
+    ("train", "device.distribute.rank=-1", "bad setting device.distribute.rank"),
+    ("train", "device=npu +device.npu.use_offline=true", "bad setting device.npu.use_offline: not a known"),
+    ("train", "device=npu device.npu.graph_run_mode=two", "bad setting device.npu.graph_run_mode"),
+    ("train", "++device.npu.use_off_line=true", "bad setting device.npu: only device=npu has an npu block"),
+    ("train", "device=gpu device.allow_growth=null", "add device.allow_growth=true|false"),
+    ("predict", "storage.retries=-1", "bad setting storage.retries: must be a non-negative integer"),
+    ("predict", "storage.signature=v5", "bad setting storage.signature: must be one of obs, v4, v2"),
+    ("predict", "++storage.access_key_id=AK", "storage.access_key_id looks like a credential"),
+    ("doctor", "tolerance=-1", "bad setting tolerance"),
 ])
 def test_bad_values_name_their_key(name, override, needle):
     with pytest.raises(UserError) as err:
-        _load(name, override)
-    assert needle in str(err.value)
+        _load(name, *override.split())
+    assert needle in str(err.value) and "\n" not in str(err.value)
 
 
 def test_cyclic_schedule_and_missing_key():

@@ -12,7 +12,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from pwcflow import config
 from pwcflow.cli import modelarts_argv
+from pwcflow.config_device import compose_group
 from pwcflow.errors import UserError
 from pwcflow.runtime import device
 from pwcflow.tf1 import tf
@@ -21,8 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 HAS_NPU_BRIDGE = importlib.util.find_spec("npu_bridge") is not None
 
 
-def load(name: str):
-    return OmegaConf.load(str(ROOT / "conf" / "device" / ("%s.yaml" % name)))
+def load(option: str, **changes):
+    """conf/device/<option>.yaml as a command receives it (typed by the config loader), with ``changes``."""
+    return compose_group("device", option, changes)
 
 
 @pytest.fixture
@@ -85,15 +88,18 @@ def fake_npu_bridge(monkeypatch):
 @pytest.mark.parametrize("name", device.PROFILES)
 def test_profiles_compose_in_hydra(name):
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(config_name="predict", overrides=["device=%s" % name])
+        cfg = compose(config_name="predict", overrides=["device=%s" % name, "ckpt=c", "img1=a", "img2=b", "out=o"])
     assert cfg.device.name == name
     assert list(cfg.device.distribute) == ["workers", "rank", "communication"]
-    assert isinstance(device.session_config(cfg.device), tf.ConfigProto)
+    typed = config.load("predict", cfg).device
+    assert typed == load(name) and isinstance(device.session_config(typed, training=False), tf.ConfigProto)
+    # the profile-only keys: None where the profile does not have them
+    assert (typed.precision is None) == (name != "cpu") and (typed.allow_growth is None) == (name != "gpu")
+    assert (typed.npu is None) == (name != "npu")
 
 
 def test_cpu_profile():
-    dev = load("cpu")
-    dev.intra_op_threads, dev.inter_op_threads = 3, 2
+    dev = load("cpu", intra_op_threads=3, inter_op_threads=2)
     cfg = device.session_config(dev)
     assert cfg.allow_soft_placement and not cfg.log_device_placement
     assert (cfg.intra_op_parallelism_threads, cfg.inter_op_parallelism_threads) == (3, 2)
@@ -110,18 +116,17 @@ def test_gpu_profile_defaults_and_switches():
     assert cfg.gpu_options.allow_growth and cfg.gpu_options.visible_device_list == ""
     assert cfg.graph_options.optimizer_options.global_jit_level == jit.DEFAULT
     assert rewrite.auto_mixed_precision == type(rewrite).DEFAULT
-    dev.visible_devices, dev.xla, dev.mixed_precision, dev.allow_growth = "1, 3", True, True, False
+    dev = load("gpu", visible_devices="1, 3", xla=True, mixed_precision=True, allow_growth=False)
     cfg = device.session_config(dev)
     assert cfg.gpu_options.visible_device_list == "1,3" and not cfg.gpu_options.allow_growth
     assert cfg.graph_options.optimizer_options.global_jit_level == jit.ON_1
     assert cfg.graph_options.rewrite_options.auto_mixed_precision == type(rewrite).ON
-    dev.visible_devices = "local"
+    dev = load("gpu", visible_devices="local")
     assert device.base_config(dev, local_rank=5).gpu_options.visible_device_list == "5"
     assert device.session_config(dev, SimpleNamespace(local_rank=2, session_config=lambda c: c)) \
         .gpu_options.visible_device_list == "2"
-    dev.visible_devices = "gpu0"
     with pytest.raises(UserError, match="device.visible_devices"):
-        device.session_config(dev)
+        load("gpu", visible_devices="gpu0")
 
 
 def test_local_index_counts_workers_on_the_same_host():
@@ -150,23 +155,23 @@ def test_npu_profile_field_by_field_without_npu_bridge():
         "dump_debug_mode": b"all", "profiling_mode": False,
     }
     # every documented switch is a key in npu.yaml, and every key there is a switch
-    assert set(dev.npu) == {k for k, _ in device.NPU_SWITCHES} | {"extra", "types"}
+    yaml_keys = set(OmegaConf.load(str(ROOT / "conf" / "device" / "npu.yaml")).npu)
+    assert yaml_keys == {k for k, _ in device.NPU_SWITCHES} | {"extra", "types"}
     assert cfg.SerializeToString(deterministic=True) == \
         device.session_config(load("npu")).SerializeToString(deterministic=True)
 
 
 def test_npu_switches_follow_config(tmp_path):
-    dev = load("npu")
     dump = tmp_path / "dump" / "here"
-    dev.npu.precision_mode, dev.mixed_precision = "must_keep_origin_dtype", False
-    dev.npu.update({"hcom_parallel": False, "enable_dump": True, "dump_path": str(dump), "dump_step": "0|5",
-                    "dump_mode": "all", "op_select_implmode": "high_precision", "deterministic": 1,
-                    "session_device_id": 3})
-    dev.npu.extra = {"stream_max_parallel_num": "AIcoreEngine:3", "op_wait_timeout": 120, "jit_compile": False,
-                     "graph_memory_max_size": 21474836480, "variable_memory_max_size": 10737418240.0,
-                     "my_future_key": 7}
-    dev.npu.types = {"my_future_key": "s"}
-    params = _params(device.session_config(dev))
+    changes = {"npu.precision_mode": "must_keep_origin_dtype", "mixed_precision": False}
+    changes.update({"npu." + k: v for k, v in {
+        "hcom_parallel": False, "enable_dump": True, "dump_path": str(dump), "dump_step": "0|5", "dump_mode": "all",
+        "op_select_implmode": "high_precision", "deterministic": 1, "session_device_id": 3}.items()})
+    changes["npu.extra"] = {"stream_max_parallel_num": "AIcoreEngine:3", "op_wait_timeout": 120,
+                            "jit_compile": False, "graph_memory_max_size": 21474836480,
+                            "variable_memory_max_size": 10737418240.0, "my_future_key": 7}
+    changes["npu.types"] = {"my_future_key": "s"}
+    params = _params(device.session_config(load("npu", **changes)))
     assert dump.is_dir()  # the adapter's CheckPath aborts on a dump_path that does not exist
     assert params["precision_mode"] == b"must_keep_origin_dtype" and params["iterations_per_loop"] == 1
     assert params["enable_data_pre_proc"] is False and params["hcom_parallel"] is False
@@ -179,8 +184,8 @@ def test_npu_switches_follow_config(tmp_path):
     assert params["jit_compile"] == b"false"
     assert params["graph_memory_max_size"] == b"21474836480" and params["variable_memory_max_size"] == b"10737418240"
     assert params["op_wait_timeout"] == 120 and params["my_future_key"] == b"7"
-    dev.npu.precision_mode, dev.npu.precision_mode_v2 = None, "origin"
-    params = _params(device.session_config(dev))
+    changes.update({"npu.precision_mode": None, "npu.precision_mode_v2": "origin"})
+    params = _params(device.session_config(load("npu", **changes)))
     assert "precision_mode" not in params and params["precision_mode_v2"] == b"origin"
 
 
@@ -199,9 +204,9 @@ def test_npu_types_follow_the_adapter_source():
 
 
 def test_npu_inference_graph_run_mode():
-    dev = load("npu")
-    assert _params(device.session_config(dev, training=False))["graph_run_mode"] == 0
-    dev.npu.graph_run_mode = 1
+    assert _params(device.session_config(load("npu"), training=False))["graph_run_mode"] == 0
+    assert _params(device.session_config(load("npu"), training=True))["graph_run_mode"] == 1
+    dev = load("npu", **{"npu.graph_run_mode": 1})
     assert _params(device.session_config(dev, training=False))["graph_run_mode"] == 1
 
 
@@ -224,11 +229,8 @@ def test_npu_inference_graph_run_mode():
     ({"name": "tpu"}, "device.name"),
 ])
 def test_npu_bad_settings_are_one_sentence(changes, words):
-    dev = load("npu")
-    for key, value in changes.items():
-        OmegaConf.update(dev, key, value, force_add=True)
-    with pytest.raises(UserError, match=words) as err:
-        device.session_config(dev)
+    with pytest.raises(UserError, match=words) as err:  # at compose time, or (mixed_precision) for training
+        device.session_config(load("npu", **changes))
     assert "\n" not in str(err.value)
 
 
@@ -268,7 +270,7 @@ def test_npu_loss_scaling_uses_npu_optimizer(fake_npu_bridge):
     assert opt is fake_npu_bridge.loss_scaled[-1] and opt.opt is base and opt.is_distributed is True
     assert opt.manager.args == dict(init_loss_scale=2.0 ** 32, incr_every_n_steps=1000, decr_every_n_nan_or_inf=2,
                                     incr_ratio=2.0, decr_ratio=0.5)
-    dev.mixed_precision, dev.npu.precision_mode = False, "force_fp32"
+    dev = load("npu", mixed_precision=False, **{"npu.precision_mode": "force_fp32"})
     assert device.wrap_optimizer(base, dev) is base
     device.prepare(dev)  # imports the (stand-in) adapter without complaint
 
@@ -277,8 +279,7 @@ def test_gpu_cpu_dynamic_loss_scaling_skips_overflow_and_shrinks_the_scale():
     dev = load("cpu")
     base = tf.train.GradientDescentOptimizer(0.5)
     assert device.wrap_optimizer(base, dev) is base
-    dev.mixed_precision = True
-    dev.loss_scale.init, dev.loss_scale.incr_every_n_steps = 1024, 2
+    dev = load("cpu", mixed_precision=True, **{"loss_scale.init": 1024, "loss_scale.incr_every_n_steps": 2})
     with tf.Graph().as_default():
         w = tf.get_variable("w", [], initializer=tf.ones_initializer())
         factor = tf.placeholder(tf.float32, [])
@@ -301,12 +302,9 @@ def test_gpu_cpu_dynamic_loss_scaling_skips_overflow_and_shrinks_the_scale():
     ({"loss_scale.decr_ratio": 2}, "loss_scale"),
 ])
 def test_bad_loss_scale(changes, words):
-    dev = load("gpu")
-    dev.mixed_precision = True
-    for key, value in changes.items():
-        OmegaConf.update(dev, key, value)
-    with pytest.raises(UserError, match=words):
-        device.wrap_optimizer(tf.train.AdamOptimizer(), dev)
+    with pytest.raises(UserError, match=words) as err:  # at compose time
+        load("gpu", mixed_precision=True, **changes)
+    assert str(err.value).startswith("bad setting device.loss_scale.")
 
 
 @pytest.mark.parametrize("argv, expected", [

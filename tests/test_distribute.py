@@ -14,8 +14,8 @@ from typing import Dict, List
 
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
 
+from pwcflow.config_device import compose_group
 from pwcflow.errors import UserError
 from pwcflow.runtime import device, distribute
 from pwcflow.tf1 import tf
@@ -34,11 +34,11 @@ def _data():
     return rng.randn(BATCH, 6, 6, 2).astype(np.float32), rng.randn(BATCH, 1).astype(np.float32)
 
 
-def _dev(workers: List[str], rank: int, mixed: bool = False):
-    dev = OmegaConf.load(str(ROOT / "conf" / "device" / "cpu.yaml"))
-    dev.intra_op_threads, dev.inter_op_threads, dev.mixed_precision = 1, 1, mixed
-    dev.distribute.workers, dev.distribute.rank = workers, rank
-    return dev
+def _dev(workers: List[str], rank: int, mixed: bool = False, **changes):
+    """conf/device/cpu.yaml through the config loader: one thread each, these workers."""
+    return compose_group("device", "cpu", dict({
+        "intra_op_threads": 1, "inter_op_threads": 1, "mixed_precision": mixed, "distribute.workers": workers,
+        "distribute.rank": rank}, **changes))
 
 
 def train(workers: List[str], rank: int, seed: int, mixed: bool = False) -> Dict[str, np.ndarray]:
@@ -122,12 +122,12 @@ def test_single_process_engine(monkeypatch):
 
 def test_cluster_from_workers_and_tf_config(monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
-    dist = OmegaConf.create({"workers": ["a:1", "b:2"], "rank": 1})
+    dist = _dev(["a:1", "b:2"], 1).distribute
     assert distribute.cluster_from(dist) == ({"worker": ["a:1", "b:2"]}, "worker", 1)
-    assert distribute.cluster_from(OmegaConf.create({"workers": []})) is None
+    assert distribute.cluster_from(_dev([], 0).distribute) is None
     monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"chief": ["c:1"], "worker": ["w:1", "w:2"]},
                                                 "task": {"type": "worker", "index": 1}}))
-    assert distribute.cluster_from(OmegaConf.create({"workers": []})) == (
+    assert distribute.cluster_from(_dev([], 0).distribute) == (
         {"chief": ["c:1"], "worker": ["w:1", "w:2"]}, "worker", 1)
 
 
@@ -136,6 +136,7 @@ def test_cluster_from_workers_and_tf_config(monkeypatch):
     ({"workers": ["a:1", "a:1"], "rank": 0}, None, "twice"),
     ({"workers": ["nohostport"], "rank": 0}, None, "host:port"),
     ({"workers": [], "communication": "smoke"}, None, "communication"),
+    ({"workers": ["a:1"], "rank": -1}, None, "device.distribute.rank"),
     ({"workers": []}, "{not json", "TF_CONFIG"),
     ({"workers": []}, json.dumps({"cluster": {"ps": ["p:1"], "worker": ["w:1"]}, "task": {"type": "ps", "index": 0}}),
      "chief/worker"),
@@ -145,10 +146,8 @@ def test_bad_distribute_settings_are_one_sentence(monkeypatch, dist, env, words)
         monkeypatch.delenv("TF_CONFIG", raising=False)
     else:
         monkeypatch.setenv("TF_CONFIG", env)
-    dev = _dev([], 0)
-    dev.distribute = OmegaConf.create(dist)
-    with pytest.raises(UserError, match=words) as err:
-        distribute.create(dev)
+    with pytest.raises(UserError, match=words) as err:  # at compose time, or (TF_CONFIG) on creation
+        distribute.create(_dev([], 0, **{"distribute." + k: v for k, v in dist.items()}))
     assert "\n" not in str(err.value)
 
 
@@ -166,7 +165,7 @@ def test_busy_port_is_one_sentence(monkeypatch):
 
 
 def _npu_dev():
-    return OmegaConf.load(str(ROOT / "conf" / "device" / "npu.yaml"))
+    return compose_group("device", "npu")
 
 
 def test_npu_single_device_needs_no_engine(monkeypatch):

@@ -5,9 +5,9 @@ import shutil
 import numpy as np
 import pytest
 from conftest import error_line, run_module
-from omegaconf import OmegaConf
 
 from pwcflow import doctor
+from pwcflow.config_device import compose_group
 from pwcflow.reference import REF_DIR
 
 
@@ -48,11 +48,13 @@ def test_doctor_missing_reference_and_missing_gpu(tmp_path):
 
 
 def test_reduced_precision_profiles():
-    def dev(**kw):
-        return OmegaConf.create(kw)
+    def dev(name, **changes):
+        return compose_group("device", name, changes)
 
-    assert not doctor.reduced_precision(dev(name="cpu"))
-    assert not doctor.reduced_precision(dev(name="gpu", mixed_precision=False))
-    assert doctor.reduced_precision(dev(name="gpu", mixed_precision=True))
-    assert doctor.reduced_precision(dev(name="npu", npu={"precision_mode": "allow_mix_precision"}))
-    assert not doctor.reduced_precision(dev(name="npu", npu={"precision_mode": "force_fp32"}))
+    assert not doctor.reduced_precision(dev("cpu"))
+    assert not doctor.reduced_precision(dev("gpu", mixed_precision=False))
+    assert doctor.reduced_precision(dev("gpu", mixed_precision=True))
+    assert doctor.reduced_precision(dev("npu", **{"npu.precision_mode": "allow_mix_precision"}))
+    assert not doctor.reduced_precision(dev("npu", **{"npu.precision_mode": "force_fp32"}))
+    assert doctor.reduced_precision(dev("npu", **{"npu.precision_mode": None}))  # CANN's default: fp16 where it can
+    assert not doctor.reduced_precision(dev("npu", **{"npu.precision_mode": None, "npu.precision_mode_v2": "origin"}))

@@ -166,6 +166,23 @@ def test_remove_stale_only_removes_dead_processes(tmp_path):
     (tmp_path / (".tmp-%d-y" % os.getpid())).write_text("mine, still running")
     atomic.remove_stale(str(tmp_path))
     assert [p.name for p in tmp_path.iterdir()] == [".tmp-%d-y" % os.getpid()]
+    atomic.remove_stale(str(tmp_path), owned=True)  # a folder only this run writes: every temp goes
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_temp_name_carries_the_writer_pid(tmp_path):
+    """One scheme: atomic_file, atomic_files, atomic_dir and temp_dir all stage under .tmp-<pid>-."""
+    seen = []
+    with atomic.atomic_file(str(tmp_path / "a.png"), suffix=".png") as tmp:
+        seen.append(os.path.basename(tmp))
+        Path(tmp).write_text("a")
+    atomic.atomic_files([(str(tmp_path / "b.txt"), lambda t: seen.append(os.path.basename(t)))])
+    with atomic.atomic_dir(str(tmp_path / "c")) as stage:
+        seen.append(os.path.basename(stage))
+    seen.append(os.path.basename(atomic.temp_dir(str(tmp_path))))
+    tag = ".tmp-%d-" % os.getpid()
+    assert len(seen) == 4 and all(name.startswith(tag) for name in seen), seen
+    assert seen[0].endswith(".png") and seen[1] == tag + "b.txt" and seen[2] == tag + "c"
 
 
 def test_preflight_refuses_early(tmp_path):
@@ -476,6 +493,23 @@ def test_results_bad_run_files(metrics, config, needle, tmp_path):
     proc = run_module("pwcflow.results", str(tmp_path / "runs"), "--out", str(tmp_path / "rep"), cwd=tmp_path)
     refused(proc, needle)
     assert not (tmp_path / "rep").exists()
+
+
+@pytest.mark.parametrize("argv,needle", [
+    ([], "missing required setting"),
+    (["runs", "--out"], "bad setting --out"),
+    (["runs", "--outdir=x"], "bad setting --outdir"),
+])
+def test_results_bad_command_line(argv, needle, tmp_path):
+    _run_tree(tmp_path, GOOD)
+    refused(run_module("pwcflow.results", *argv, cwd=tmp_path), needle)
+
+
+def test_results_typed_command_line():
+    from pwcflow import results
+
+    assert results.parse_args(["a", "b"]) == results.ResultsConfig(paths=("a", "b"), out="a")
+    assert results.parse_args(["--out=r", "a"]).out == results.parse_args(["a", "--out", "r"]).out == "r"
 
 
 @pytest.mark.parametrize("where", ["ro", "full"])

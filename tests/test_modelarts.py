@@ -16,6 +16,7 @@ from conftest import ROOT
 from s3server import choose_backend, running
 from test_train import TINY
 
+from pwcflow.config_device import compose_group
 from pwcflow.runtime import storage
 from pwcflow.tf1 import tf
 
@@ -147,7 +148,7 @@ def test_localize_through_moxing(tmp_path, monkeypatch, moxing_standin):
     monkeypatch.setenv("MOXING_STANDIN_ROOT", str(root))
     for key in ("OBS_ACCESS_KEY_ID", "OBS_SECRET_ACCESS_KEY"):
         monkeypatch.delenv(key, raising=False)
-    cfg = {"name": "obs", "cache_dir": str(tmp_path / "cache")}
+    cfg = compose_group("storage", "obs", {"cache_dir": str(tmp_path / "cache")})
     local = storage.localize("s3://bkt/data", cfg, "dataset")
     assert (Path(local) / "a.txt").read_text() == "A" and (Path(local) / "sub" / "b.txt").read_text() == "BB"
     assert "copy obs://bkt/data/sub/b.txt" in (root / ".calls").read_text()
@@ -161,7 +162,8 @@ def test_run_sync_needs_no_client_for_a_local_train_url(tmp_path, monkeypatch):
     for key in ("OBS_ACCESS_KEY_ID", "OBS_SECRET_ACCESS_KEY"):
         monkeypatch.delenv(key, raising=False)
     run = str(tmp_path / "train_url_0")
-    assert storage.run_sync({"name": "obs", "output_url": None}, run) is None  # storage=obs, local train_url
-    assert storage.run_sync({"name": "obs", "output_url": run + "/"}, run) is None
+    obs = compose_group("storage", "obs")
+    assert storage.run_sync(obs, run) is None  # storage=obs, local train_url
+    assert storage.run_sync(compose_group("storage", "obs", {"output_url": run + "/"}), run) is None
     with pytest.raises(Exception, match="hydra.run.dir"):
-        storage.run_sync({"name": "local", "output_url": str(tmp_path / "elsewhere")}, run)
+        storage.run_sync(compose_group("storage", "local", {"output_url": str(tmp_path / "elsewhere")}), run)

@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
 
+from pwcflow.config_device import compose_group
 from pwcflow.errors import UserError
 from pwcflow.model import ops
 from pwcflow.runtime import device, precision
@@ -12,9 +12,9 @@ from pwcflow.tf1 import IS_TF1
 HAS_BF16 = precision.bf16_unit() is not None and not IS_TF1 and ops.onednn_enabled()
 
 
-def _dev(**kw):
-    return OmegaConf.create(dict({"name": "cpu", "intra_op_threads": 0, "inter_op_threads": 0, "xla": False,
-                                  "mixed_precision": False, "precision": "fp32"}, **kw))
+def _dev(name="cpu", **changes):
+    """conf/device/<name>.yaml through the config loader, with ``changes``."""
+    return compose_group("device", name, changes)
 
 
 def test_flags_are_read(tmp_path):
@@ -27,7 +27,7 @@ def test_flags_are_read(tmp_path):
 
 
 def test_fp32_is_the_default_and_changes_nothing():
-    cfg = device.base_config(OmegaConf.create({"name": "cpu"}), training=False)
+    cfg = device.base_config(_dev(), training=False)
     rewrite = cfg.graph_options.rewrite_options
     if not IS_TF1:
         assert rewrite.auto_mixed_precision_onednn_bfloat16 == type(rewrite).DEFAULT
@@ -35,9 +35,9 @@ def test_fp32_is_the_default_and_changes_nothing():
 
 
 @pytest.mark.parametrize("dev,flags,match", [
-    (dict(precision="fp16"), {"avx512_bf16"}, "not one of"),
-    (dict(precision="bf16"), {"avx2", "avx512f"}, "AVX512-BF16 or AMX"),
-    (dict(precision="bf16", name="gpu"), {"avx512_bf16"}, "device=cpu"),
+    (dict(precision="fp16"), {"avx512_bf16"}, "one of fp32, bf16"),  # at compose time
+    (dict(precision="bf16"), {"avx2", "avx512f"}, "AVX512-BF16 or AMX"),  # on this machine
+    (dict(precision="bf16", name="gpu"), {"avx512_bf16"}, "device=cpu"),  # at compose time
 ])
 def test_refused_with_one_line(dev, flags, match):
     with pytest.raises(UserError, match=match) as exc:

@@ -14,9 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
 from s3server import S3Server, choose_backend
 
+from pwcflow import config
+from pwcflow.config_device import compose_group
 from pwcflow.errors import UserError
 from pwcflow.runtime import storage
 from pwcflow.runtime.storage import RunSync, from_config, is_remote, localize, parse_obs_uri
@@ -51,12 +52,10 @@ def secret(monkeypatch, server) -> str:
 
 
 def obs_cfg(server, tmp_path, **extra):
-    """conf/storage/obs.yaml with the test server's endpoint and a small backoff."""
-    cfg = OmegaConf.load(str(ROOT / "conf" / "storage" / "obs.yaml"))
-    cfg.merge_with({"endpoint": server.url, "region": "us-east-1", "path_style": True, "signature": "v4",
-                    "retries": 4, "backoff_s": 0.05, "workers": 4, "cache_dir": str(tmp_path / "cache")})
-    cfg.merge_with(extra)
-    return cfg
+    """conf/storage/obs.yaml (typed by the config loader) with the test server's endpoint and a small backoff."""
+    return compose_group("storage", "obs", dict({
+        "endpoint": server.url, "region": "us-east-1", "path_style": True, "signature": "v4", "retries": 4,
+        "backoff_s": 0.05, "workers": 4, "cache_dir": str(tmp_path / "cache")}, **extra))
 
 
 def seed(server, files):
@@ -136,7 +135,7 @@ def _storage_group(option: str):
 
 
 def test_local_storage_is_a_no_op(tmp_path):
-    cfg = _storage_group("local")
+    cfg = compose_group("storage", "local")
     assert from_config(cfg) is None
     assert localize(str(tmp_path), cfg, "dataset") == str(tmp_path)
     assert localize("relative/ckpt", cfg, "checkpoint") == "relative/ckpt"
@@ -156,8 +155,7 @@ def test_config_group_keys():
 def test_missing_credentials_one_line(monkeypatch, tmp_path):
     for var in ("OBS_ACCESS_KEY_ID", "OBS_SECRET_ACCESS_KEY", "OBS_SECURITY_TOKEN"):
         monkeypatch.delenv(var, raising=False)
-    cfg = OmegaConf.load(str(ROOT / "conf" / "storage" / "obs.yaml"))
-    cfg.endpoint = "http://127.0.0.1:9"
+    cfg = compose_group("storage", "obs", {"endpoint": "http://127.0.0.1:9"})
     for call in (lambda: from_config(cfg), lambda: localize("obs://bkt/data", cfg, "dataset")):
         with pytest.raises(UserError) as err:
             call()
@@ -169,22 +167,21 @@ def test_endpoint_from_config_env_or_region(monkeypatch, tmp_path):
     monkeypatch.setenv("OBS_ACCESS_KEY_ID", "k")
     monkeypatch.setenv("OBS_SECRET_ACCESS_KEY", "s")
     monkeypatch.delenv("OBS_ENDPOINT", raising=False)
-    cfg = OmegaConf.load(str(ROOT / "conf" / "storage" / "obs.yaml"))
+    cfg = compose_group("storage", "obs")
     with pytest.raises(UserError, match="no OBS endpoint: set storage.endpoint=.*OBS_ENDPOINT"):
         from_config(cfg)
-    cfg.region = "cn-north-4"
+    cfg = compose_group("storage", "obs", {"region": "cn-north-4"})
     assert from_config(cfg).endpoint == "https://obs.cn-north-4.myhuaweicloud.com"
     monkeypatch.setenv("OBS_ENDPOINT", "https://obs.example.test")
     assert from_config(cfg).endpoint == "https://obs.example.test"
-    cfg.endpoint = "http://127.0.0.1:1"
+    cfg = compose_group("storage", "obs", {"region": "cn-north-4", "endpoint": "http://127.0.0.1:1"})
     assert from_config(cfg).endpoint == "http://127.0.0.1:1"
     assert storage.default_cache_dir().endswith(os.path.join(".cache", "pwcflow")) or os.path.isdir("/cache")
 
 
 def test_credentials_in_config_are_refused(monkeypatch):
-    cfg = OmegaConf.create({"name": "obs", "endpoint": "http://127.0.0.1:9", "secret_access_key": "x"})
-    with pytest.raises(UserError, match="looks like a credential"):
-        from_config(cfg)
+    with pytest.raises(UserError, match="storage.secret_access_key looks like a credential"):  # at compose time
+        compose_group("storage", "obs", {"endpoint": "http://127.0.0.1:9", "secret_access_key": "x"})
 
 
 def test_unreachable_endpoint_gives_up_with_one_line(monkeypatch, tmp_path):
@@ -192,9 +189,9 @@ def test_unreachable_endpoint_gives_up_with_one_line(monkeypatch, tmp_path):
 
     monkeypatch.setenv("OBS_ACCESS_KEY_ID", "k")
     monkeypatch.setenv("OBS_SECRET_ACCESS_KEY", "s")
-    cfg = OmegaConf.create({"name": "obs", "endpoint": "http://127.0.0.1:%d" % free_port(), "signature": "v4",
-                            "path_style": True, "region": "us-east-1", "retries": 2, "backoff_s": 0.01,
-                            "cache_dir": str(tmp_path)})
+    cfg = compose_group("storage", "obs", {"endpoint": "http://127.0.0.1:%d" % free_port(), "signature": "v4",
+                                           "path_style": True, "region": "us-east-1", "retries": 2,
+                                           "backoff_s": 0.01, "cache_dir": str(tmp_path)})
     with pytest.raises(UserError) as err:
         localize("obs://bkt/data", cfg, "dataset")
     assert "failed after 3 tries" in str(err.value) and "\n" not in str(err.value)
@@ -437,15 +434,16 @@ def test_secret_never_reaches_run_dir_or_logs(server, secret, tmp_path, caplog, 
     (run / ".hydra" / "config.yaml").write_text(OC.to_yaml(cfg, resolve=True))  # as Hydra saves it
     seed(server, {"data/secret-test/a.bin": b"abc"})
 
-    store = from_config(cfg.storage)
+    typed = config.convert(config.StorageConfig, cfg.storage, "storage.")  # what the commands receive
+    store = from_config(typed)
     try:
         print(repr(store))
-        localize("obs://%s/data/secret-test" % BUCKET, cfg.storage, "dataset")
-        sync = RunSync(cfg.storage.output_url, str(run), store)
+        localize("obs://%s/data/secret-test" % BUCKET, typed, "dataset")
+        sync = RunSync(typed.output_url, str(run), store)
         sync.push()
         sync.pull_latest_checkpoint(str(run / "restored"))
-        for call in (lambda: localize("obs://no-such-bucket/x", cfg.storage, "dataset"),
-                     lambda: localize("obs://%s/nothing-here" % BUCKET, cfg.storage, "checkpoint")):
+        for call in (lambda: localize("obs://no-such-bucket/x", typed, "dataset"),
+                     lambda: localize("obs://%s/nothing-here" % BUCKET, typed, "checkpoint")):
             with pytest.raises(UserError) as err:
                 call()
             print(err.value)

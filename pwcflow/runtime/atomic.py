@@ -1,7 +1,9 @@
 """Atomic file and folder writes: readers see the old content or the new, never half of it.
 
-Every writer builds its output under a temp name starting ``TMP_PREFIX`` (``.tmp-``) in the same
-folder and renames it into place; ``remove_stale_temps`` deletes what a killed process left behind.
+Every writer builds its output under a temp name in the same folder and renames it into place. There is
+one temp-name scheme, ``.tmp-<pid>-<rest>`` (``TMP_PREFIX`` + the writer's process id), and one cleaner,
+``remove_stale(folder, owned)``: it deletes the temps of processes that are gone (a kill -9 mid-write), and
+with ``owned=True`` (a folder only this run writes, e.g. its checkpoints) every temp, whoever wrote it.
 
 API (small on purpose; other modules build on it):
 
@@ -13,8 +15,9 @@ API (small on purpose; other modules build on it):
 * ``atomic_file(path, suffix)``: a context manager yielding a sibling temp file path for writers that
   need a path of their own (cv2, an SDK download); renamed to ``path`` on success, deleted on error.
   Every file writer above goes through it;
-* ``remove_stale(folder)`` (temps of dead processes, ``.tmp-<pid>-*``), ``remove_stale_temps(folder)``
-  (every ``.tmp-*``: for folders only this run writes), ``read_json(path)``.
+* ``temp_sibling(path)`` (``.tmp-<pid>-<name>``), ``temp_dir(folder)`` (a new ``.tmp-<pid>-*`` folder) for
+  writers that stage elsewhere (checkpoint saves, exports);
+* ``remove_stale(folder, owned=False)``, ``read_json(path)``.
 """
 
 import contextlib
@@ -30,7 +33,7 @@ from pwcflow.errors import UserError
 TMP_PREFIX = ".tmp-"
 
 __all__ = ["TMP_PREFIX", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_dir",
-           "atomic_file", "atomic_files", "remove_stale", "remove_stale_temps", "read_json", "temp_sibling"]
+           "atomic_file", "atomic_files", "remove_stale", "read_json", "temp_sibling", "temp_dir"]
 
 
 def _folder(path: str) -> str:
@@ -41,11 +44,12 @@ def _folder(path: str) -> str:
 
 @contextlib.contextmanager
 def atomic_file(path: str, suffix: str = "") -> Iterator[str]:
-    """Yield a new sibling temp file path (``.tmp-*<suffix>``); rename it onto ``path`` on success.
+    """Yield a new sibling temp file path (``.tmp-<pid>-*<suffix>``, unique across threads); rename it onto
+    ``path`` on success.
 
     On an exception the temp file is removed and ``path`` is left as it was.
     """
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=suffix, dir=_folder(path))
+    fd, tmp = tempfile.mkstemp(prefix=_pid_prefix(), suffix=suffix, dir=_folder(path))
     os.close(fd)
     try:
         yield tmp
@@ -94,7 +98,6 @@ def atomic_files(items: Sequence[Tuple[str, Callable[[str], object]]]) -> None:
     finally:
         for tmp, _ in done:
             _discard(tmp)
-
 
 
 def _merge(stage: str, path: str, last: Optional[str]) -> None:
@@ -149,7 +152,6 @@ def atomic_dir(path: str, last: Optional[str] = None, replace: bool = False) -> 
         _discard(stage)
 
 
-
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -160,28 +162,40 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale(folder: str) -> List[str]:
-    """Delete ``.tmp-<pid>-*`` entries in ``folder`` whose process is gone; return what was removed."""
-    removed = []
+def remove_stale(folder: str, owned: bool = False) -> List[str]:
+    """Delete the temps (``.tmp-*``) in ``folder`` that no running writer will finish; return their paths.
+
+    A temp is stale when the process its ``.tmp-<pid>-`` tag names is gone. ``owned=True`` is for folders
+    only this run writes (found at its start): there every temp is stale, whatever its tag.
+    """
+    removed: List[str] = []
     if not os.path.isdir(folder):
         return removed
     for name in os.listdir(folder):
+        if not name.startswith(TMP_PREFIX):
+            continue
         pid = name[len(TMP_PREFIX):].split("-", 1)[0]
-        if name.startswith(TMP_PREFIX) and pid.isdigit() and not _pid_alive(int(pid)):
+        if owned or (pid.isdigit() and not _pid_alive(int(pid))):
             path = os.path.join(folder, name)
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                with contextlib.suppress(OSError):
-                    os.remove(path)
+            _discard(path)
             removed.append(path)
     return removed
+
+
+def _pid_prefix() -> str:
+    return "%s%d-" % (TMP_PREFIX, os.getpid())
 
 
 def temp_sibling(path: str) -> str:
     """``<dir>/.tmp-<pid>-<name>``: keeps the extension last (writers pick the format from it)."""
     folder, name = os.path.split(os.path.abspath(path))
-    return os.path.join(folder, "%s%d-%s" % (TMP_PREFIX, os.getpid(), name))
+    return os.path.join(folder, _pid_prefix() + name)
+
+
+def temp_dir(folder: str) -> str:
+    """Create and return a new, unique ``<folder>/.tmp-<pid>-*`` folder to stage a write in."""
+    os.makedirs(folder, exist_ok=True)
+    return tempfile.mkdtemp(prefix=_pid_prefix(), dir=folder)
 
 
 def _discard(path: str) -> None:
@@ -190,20 +204,6 @@ def _discard(path: str) -> None:
     elif os.path.lexists(path):
         with contextlib.suppress(OSError):
             os.remove(path)
-
-
-def remove_stale_temps(folder: str) -> None:
-    """Delete ``.tmp-*`` leftovers of a write a killed process never finished (never real output)."""
-    if not os.path.isdir(folder):
-        return
-    for name in os.listdir(folder):
-        if name.startswith(TMP_PREFIX):
-            path = os.path.join(folder, name)
-            if os.path.isdir(path):
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                with contextlib.suppress(OSError):
-                    os.remove(path)
 
 
 def read_json(path: str) -> Any:

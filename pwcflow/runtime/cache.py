@@ -13,6 +13,7 @@ import os
 import re
 from typing import Dict, Iterator, List, Optional, Tuple
 
+from pwcflow.config_device import StorageConfig
 from pwcflow.errors import UserError
 from pwcflow.runtime import checkpoint
 from pwcflow.runtime.atomic import atomic_write_json
@@ -24,7 +25,8 @@ log = logging.getLogger("pwcflow.runtime.storage")
 KINDS = ("dataset", "checkpoint", "file")
 
 
-def localize(uri_or_path: str, cfg_storage=None, kind: str = "dataset", store: Optional[ObsStore] = None) -> str:
+def localize(uri_or_path: str, cfg_storage: Optional[StorageConfig] = None, kind: str = "dataset",
+             store: Optional[ObsStore] = None) -> str:
     """Return a local path for ``uri_or_path``: local paths unchanged, ``obs://`` ones downloaded to the cache.
 
     ``kind``: ``dataset`` (a prefix = directory tree, or one object), ``file`` (one object) or

@@ -13,17 +13,16 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 from typing import Dict, Iterable, List, Optional
 
 from pwcflow.errors import UserError
-from pwcflow.runtime.atomic import atomic_write_json, atomic_write_text, read_json, remove_stale_temps
+from pwcflow.runtime.atomic import atomic_write_json, atomic_write_text, read_json, remove_stale, temp_dir
 from pwcflow.tf1 import tf
 
 __all__ = ["BEST_FILE", "STATE_FILE", "NAME", "RESOLVE_ORDER", "resolve", "step_of", "write_state", "read_state",
            "named_in_state", "complete_files", "newest_first", "verify", "problem", "latest_intact",
            "stored_shapes", "model_variables", "check_compatible", "restore", "save_atomic", "discard_after",
-           "remove_stale_temps", "write_text_atomic", "write_json_atomic", "read_json", "is_checkpoint_file"]
+           "remove_stale", "write_text_atomic", "write_json_atomic", "read_json", "is_checkpoint_file"]
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +234,7 @@ def save_atomic(sess: tf.Session, saver: tf.train.Saver, ckpt_dir: str, step: in
     Keeps the newest ``keep`` checkpoints in ``ckpt_dir`` (``saver`` should have max_to_keep=None).
     """
     os.makedirs(ckpt_dir, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".tmp-", dir=ckpt_dir)
+    tmp = temp_dir(ckpt_dir)
     try:
         tmp_prefix = saver.save(sess, os.path.join(tmp, name), global_step=step,
                                 write_meta_graph=False, write_state=False)

@@ -29,14 +29,12 @@ import logging
 import os
 from typing import Callable, Dict, List, Optional, Tuple
 
-from omegaconf import DictConfig
-
+from pwcflow.config_device import DeviceConfig, Distribute, check_address
 from pwcflow.errors import UserError
 from pwcflow.runtime import device
 from pwcflow.tf1 import IS_TF1, tf
 
 log = logging.getLogger("pwcflow.distribute")
-COMMUNICATIONS = ("auto", "ring", "nccl")
 Cluster = Tuple[Dict[str, List[str]], str, int]
 
 
@@ -80,7 +78,7 @@ class CollectiveEngine(Engine):
 
     name = "collective"
 
-    def __init__(self, dev: DictConfig, cluster: Cluster, communication: str = "auto") -> None:
+    def __init__(self, dev: DeviceConfig, cluster: Cluster, communication: str) -> None:
         super().__init__()
         spec, task_type, task_index = cluster
         addresses = spec.get("chief", []) + spec.get("worker", [])
@@ -208,33 +206,20 @@ def _strategy(spec: Dict[str, List[str]], task_type: str, task_index: int, commu
             os.environ["TF_CONFIG"] = saved
 
 
-def _num_gpus(dev: DictConfig, base: tf.ConfigProto) -> int:
+def _num_gpus(dev: DeviceConfig, base: tf.ConfigProto) -> int:
     """GPUs this worker drives: those in ``visible_devices``, else all it sees (0 off the gpu profile)."""
-    if str(dev.get("name")) != "gpu":
+    if dev.name != "gpu":
         return 0
     if base.gpu_options.visible_device_list:
         return len(base.gpu_options.visible_device_list.split(","))
     return len(tf.config.experimental.list_physical_devices("GPU"))
 
 
-def _check_address(addr: str, where: str) -> None:
-    host, _, port = addr.rpartition(":")
-    if not host or not port.isdigit():
-        raise UserError("bad setting %s: %r is not host:port" % (where, addr))
-
-
-def cluster_from(dist: DictConfig) -> Optional[Cluster]:
-    """``(cluster, task_type, task_index)`` from ``distribute.workers``/``rank``, else TF_CONFIG; None = single."""
-    workers = [str(w) for w in (dist.get("workers") or [])]
-    if workers:
-        rank = int(dist.get("rank", 0))
-        for addr in workers:
-            _check_address(addr, "device.distribute.workers")
-        if len(set(workers)) != len(workers):
-            raise UserError("bad setting device.distribute.workers: an address is listed twice")
-        if not 0 <= rank < len(workers):
-            raise UserError("bad setting device.distribute.rank: %d is not in 0..%d" % (rank, len(workers) - 1))
-        return {"worker": workers}, "worker", rank
+def cluster_from(dist: Distribute) -> Optional[Cluster]:
+    """``(cluster, task_type, task_index)`` from ``distribute.workers``/``rank`` (checked by ``Distribute``),
+    else TF_CONFIG; None = single process."""
+    if dist.workers:
+        return {"worker": list(dist.workers)}, "worker", dist.rank
     raw = os.environ.get("TF_CONFIG", "")
     if not raw.strip():
         return None
@@ -249,18 +234,18 @@ def cluster_from(dist: DictConfig) -> Optional[Cluster]:
     if set(spec) - {"chief", "worker"} or task_type not in spec or not 0 <= task_index < len(spec[task_type]):
         raise UserError("TF_CONFIG: only chief/worker tasks are supported and task must name one of them")
     for addr in spec.get("chief", []) + spec.get("worker", []):
-        _check_address(addr, "TF_CONFIG")
+        check_address(addr, "TF_CONFIG")
     return spec, task_type, task_index
 
 
-def _hccl_from_env(dist: DictConfig) -> Engine:
+def _hccl_from_env(dist: Distribute) -> Engine:
     """One HcclEngine per Ascend device when RANK_SIZE > 1, else the single-process engine."""
     try:
         size, rank = int(os.environ.get("RANK_SIZE") or 1), int(os.environ.get("RANK_ID") or 0)
     except ValueError:
         raise UserError("RANK_SIZE and RANK_ID must be integers (ModelArts and the rank-table launchers set them)")
     if size <= 1:
-        if dist.get("workers"):
+        if dist.workers:
             raise UserError("on npu, ranks come from RANK_TABLE_FILE/RANK_ID/RANK_SIZE, not device.distribute.workers")
         return Engine()
     table = os.environ.get("RANK_TABLE_FILE", "")
@@ -272,17 +257,12 @@ def _hccl_from_env(dist: DictConfig) -> Engine:
     return HcclEngine(rank, size)
 
 
-def create(dev: DictConfig, dist: Optional[DictConfig] = None) -> Engine:
-    """The engine for ``cfg.device`` and its ``distribute`` block (``dist`` defaults to ``dev.distribute``)."""
-    dist = dev.get("distribute") if dist is None else dist
-    dist = dist if dist is not None else DictConfig({})
-    communication = str(dist.get("communication", "auto")).lower()
-    if communication not in COMMUNICATIONS:
-        raise UserError("bad setting device.distribute.communication: must be one of %s" % (COMMUNICATIONS,))
-    if device.profile(dev) == "npu":
-        return _hccl_from_env(dist)
-    cluster = cluster_from(dist)
-    return Engine() if cluster is None else CollectiveEngine(dev, cluster, communication)
+def create(dev: DeviceConfig) -> Engine:
+    """The engine for ``cfg.device`` and its ``distribute`` block."""
+    if dev.name == "npu":
+        return _hccl_from_env(dev.distribute)
+    cluster = cluster_from(dev.distribute)
+    return Engine() if cluster is None else CollectiveEngine(dev, cluster, dev.distribute.communication.lower())
 
 
 def free_ports(n: int) -> List[int]:

@@ -11,10 +11,10 @@ skip-unchanged logic stay the same as with esdk-obs-python; ``copy_parallel`` ma
 
 import importlib
 import os
-import tempfile
 from typing import Any, Iterator, Optional
 
 from pwcflow.errors import UserError
+from pwcflow.runtime.atomic import atomic_file
 from pwcflow.runtime.obs import ObjectInfo, join_key
 
 NEEDED = ("copy", "copy_parallel", "exists", "get_size", "is_directory", "list_directory", "read")
@@ -89,16 +89,8 @@ class MoxingStore:
 
     def download(self, bucket: str, key: str, path: str) -> None:
         """Copy one object to ``path`` through a temp file (``path`` is absent or complete)."""
-        folder = os.path.dirname(path) or "."
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-        os.close(fd)
-        try:
+        with atomic_file(path) as tmp:
             self._do("copy %s" % _url(bucket, key), self.mox.copy, _url(bucket, key), tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
 
     def read_text(self, bucket: str, key: str) -> Optional[str]:
         """A small object's text, or None if it does not exist."""

@@ -11,7 +11,6 @@ import os
 from typing import Any, Dict, Optional
 
 from pwcflow.errors import UserError
-from pwcflow.tf1 import tf
 
 B, INT, S = "b", "i", "s"
 TYPES: Dict[str, str] = {
@@ -40,6 +39,26 @@ CHOICES = {"op_select_implmode": ("high_precision", "high_performance"), "dump_m
            "dump_debug_mode": ("aicore_overflow", "atomic_overflow", "all"), "graph_run_mode": (0, 1),
            "buffer_optimize": ("l2_optimize", "off_optimize"),
            "dynamic_graph_execute_mode": ("lazy_recompile", "dynamic_execute")}
+
+
+# NpuOptimizer switches named in conf/device/npu.yaml -> parameter_map field (b=bool, i=int, s=bytes); the type
+# written is the adapter's (TYPES). A key set to null is not written, so CANN applies its own default.
+# Other keys go under ``npu.extra``; ``npu.types: {key: b|i|s}`` forces the type of a key not in TYPES.
+SWITCHES = (
+    ("use_off_line", "b"), ("precision_mode", "s"), ("precision_mode_v2", "s"), ("mix_compile_mode", "b"),
+    ("graph_run_mode", "i"), ("iterations_per_loop", "i"), ("enable_data_pre_proc", "b"), ("hcom_parallel", "b"),
+    ("op_debug_level", "i"), ("enable_exception_dump", "i"), ("enable_dump", "b"), ("dump_path", "s"),
+    ("dump_step", "s"), ("dump_mode", "s"), ("enable_dump_debug", "b"), ("dump_debug_mode", "s"),
+    ("modify_mixlist", "s"), ("fusion_switch_file", "s"), ("op_select_implmode", "s"),
+    ("optypelist_for_implmode", "s"), ("variable_format_optimize", "b"), ("deterministic", "i"),
+    ("session_device_id", "i"), ("op_compiler_cache_mode", "s"), ("op_compiler_cache_dir", "s"),
+    ("debug_dir", "s"), ("profiling_mode", "b"), ("profiling_options", "s"),
+)
+PRECISION_MODES = ("allow_fp32_to_fp16", "force_fp16", "force_fp32", "cube_fp16in_fp32out", "must_keep_origin_dtype",
+                   "allow_mix_precision", "allow_mix_precision_fp16", "allow_mix_precision_bf16", "allow_fp32_to_bf16")
+PRECISION_MODES_V2 = ("fp16", "origin", "cube_fp16in_fp32out", "mixed_float16", "mixed_bfloat16")
+MIXED_MODES = ("allow_mix_precision", "allow_mix_precision_fp16", "allow_mix_precision_bf16", "mixed_float16",
+               "mixed_bfloat16")
 
 
 def _bad(key: str, why: str) -> UserError:
@@ -78,7 +97,7 @@ def write(custom: Any, key: str, value: Any, kind: str) -> None:
         except (TypeError, ValueError):
             raise _bad(key, "must be an integer, got %r" % (value,)) from None
     else:
-        field.s = tf.compat.as_bytes(as_text(value))
+        field.s = as_text(value).encode("utf-8")
 
 
 def check(params: Dict[str, Any]) -> None:
@@ -103,6 +122,33 @@ def check(params: Dict[str, Any]) -> None:
         raise _bad("compress_weight_conf", "cannot be set together with enable_compress_weight")
     if "session_device_id" in params and int(params["session_device_id"]) < 0:
         raise _bad("session_device_id", "must be a non-negative integer")
+
+
+def params_of(switches: Dict[str, Any], extra: Dict[str, Any]) -> Dict[str, Any]:
+    """The ``parameter_map`` entries to write: the switches not null, then ``extra``'s entries not null."""
+    return {k: v for k, v in list(switches.items()) + list(extra.items()) if v is not None}
+
+
+def validate(switches: Dict[str, Any], extra: Dict[str, Any], types: Dict[str, str]) -> None:
+    """Check ``device.npu`` once, at compose time: all that needs neither the machine nor the command."""
+    mode, mode2 = switches.get("precision_mode"), switches.get("precision_mode_v2")
+    if mode is not None and mode2 is not None:
+        raise _bad("precision_mode_v2", "set precision_mode or precision_mode_v2, not both")
+    if mode is not None and mode not in PRECISION_MODES:
+        raise _bad("precision_mode", "must be one of %s" % (PRECISION_MODES,))
+    if mode2 is not None and mode2 not in PRECISION_MODES_V2:
+        raise _bad("precision_mode_v2", "must be one of %s" % (PRECISION_MODES_V2,))
+    if switches.get("mix_compile_mode") and int(switches.get("iterations_per_loop") or 1) != 1:
+        raise _bad("iterations_per_loop", "must be 1 when mix_compile_mode is true")
+    if switches.get("enable_dump") and switches.get("enable_dump_debug"):
+        raise _bad("enable_dump_debug", "enable_dump and enable_dump_debug cannot both be true")
+    if (switches.get("enable_dump") or switches.get("enable_dump_debug")) and not switches.get("dump_path"):
+        raise _bad("dump_path", "dumping needs a dump_path directory")
+    if switches.get("profiling_mode") and not switches.get("profiling_options"):
+        raise _bad("profiling_options", "profiling_mode needs profiling_options (a JSON string)")
+    for key in types:
+        kind_of(key, None, types)
+    check(params_of(switches, extra))
 
 
 def make_folders(params: Dict[str, Any]) -> None:

@@ -9,7 +9,7 @@ import os
 import re
 import socket
 import time
-from typing import Callable, Iterator, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Iterator, NamedTuple, Optional, Tuple
 
 from pwcflow.errors import UserError
 from pwcflow.runtime.atomic import atomic_file
@@ -56,9 +56,10 @@ def join_key(*parts: str) -> str:
     return "/".join(p.strip("/") for p in parts if p and p.strip("/"))
 
 
-def check_no_secrets(cfg_storage) -> None:
-    """Refuse credentials placed in the config: Hydra would save them into every run dir."""
-    for key in list(cfg_storage.keys()) if cfg_storage is not None else []:
+def check_no_secrets(node: Any) -> None:
+    """Refuse credentials placed in the ``storage`` config node (at compose time, ``StorageConfig``): Hydra would
+    save them into every run dir."""
+    for key in list(node.keys()) if node is not None else []:
         if any(word in str(key).lower() for word in _SECRET_WORDS):
             raise UserError("storage.%s looks like a credential: remove it from the config and set %s and %s in "
                             "the environment instead" % (key, ENV_KEY, ENV_SECRET))

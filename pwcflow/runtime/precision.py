@@ -9,8 +9,7 @@ on the tfoptflow reference pair and an eval fixture are in ``benchmarks/RESULTS.
 import re
 from typing import Optional
 
-from omegaconf import DictConfig
-
+from pwcflow.config_device import DeviceConfig
 from pwcflow.errors import UserError
 from pwcflow.tf1 import IS_TF1, TF_VERSION, tf
 
@@ -34,16 +33,11 @@ def bf16_unit(flags: Optional[set] = None) -> Optional[str]:
     return next((f for f in reversed(BF16_FLAGS) if f in flags), None)
 
 
-def check(dev: DictConfig, flags: Optional[set] = None) -> str:
-    """``device.precision`` validated for this machine; a one-line ``UserError`` where it cannot run."""
-    prec = str(dev.get("precision", "fp32") or "fp32")
-    if prec not in PRECISIONS:
-        raise UserError("bad setting device.precision: %r is not one of %s" % (prec, PRECISIONS))
-    if prec == "fp32":
-        return prec
-    if str(dev.get("name", "cpu")) != "cpu":
-        raise UserError("bad setting device.precision: bf16 is for device=cpu (gpu: device.mixed_precision=true; "
-                        "npu: device.npu.precision_mode)")
+def check(dev: DeviceConfig, flags: Optional[set] = None) -> str:
+    """``device.precision`` for this machine (fp32 where the profile has no ``precision`` key); a one-line
+    ``UserError`` where bf16 cannot run here (its value and profile were checked by ``DeviceConfig``)."""
+    if dev.precision != "bf16":
+        return "fp32"
     if bf16_unit(flags) is None:
         raise UserError("bad setting device.precision: bf16 needs a CPU with AVX512-BF16 or AMX; this one has "
                         "neither (use precision=fp32)")
@@ -52,10 +46,10 @@ def check(dev: DictConfig, flags: Optional[set] = None) -> str:
     if IS_TF1 or not ops.onednn_enabled():
         raise UserError("bad setting device.precision: bf16 needs TensorFlow 2.x with oneDNN (this is TensorFlow "
                         "%s%s)" % (TF_VERSION, "" if IS_TF1 else " with TF_ENABLE_ONEDNN_OPTS=0"))
-    return prec
+    return "bf16"
 
 
-def apply(cfg: tf.ConfigProto, dev: DictConfig) -> None:
+def apply(cfg: tf.ConfigProto, dev: DeviceConfig) -> None:
     """Switch ``cfg`` to ``device.precision`` (checked first)."""
     if check(dev) == "bf16":
         rewrite = cfg.graph_options.rewrite_options

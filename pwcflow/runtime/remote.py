@@ -11,16 +11,11 @@ from typing import Iterator, List, Optional
 
 from tqdm import tqdm
 
+from pwcflow.config_device import StorageConfig
 from pwcflow.errors import UserError
-from pwcflow.runtime.obs import ENV_ENDPOINT, ObsStore, check_no_secrets, is_remote, require_credentials
+from pwcflow.runtime.obs import ENV_ENDPOINT, ObsStore, is_remote, require_credentials
 
 _BAR_MIN_BYTES = 32 << 20
-
-
-def _get(cfg, key: str, default=None):
-    """``cfg.key`` for a DictConfig, a dict or None, with ``default`` for absent/null values."""
-    value = cfg.get(key, None) if cfg is not None else None
-    return default if value is None else value
 
 
 def default_cache_dir() -> str:
@@ -30,40 +25,40 @@ def default_cache_dir() -> str:
     return os.path.join(os.path.expanduser("~"), ".cache", "pwcflow")
 
 
-def cache_root(cfg_storage) -> str:
-    """The configured cache dir (``storage.cache_dir``), or ``default_cache_dir()``."""
-    return os.path.abspath(os.path.expanduser(str(_get(cfg_storage, "cache_dir", default_cache_dir()))))
+def cache_root(cfg_storage: Optional[StorageConfig]) -> str:
+    """The configured cache dir (``storage.cache_dir``), or ``default_cache_dir()`` where it is null."""
+    configured = cfg_storage.cache_dir if cfg_storage is not None else None
+    return os.path.abspath(os.path.expanduser(configured or default_cache_dir()))
 
 
-def from_config(cfg_storage) -> Optional[ObsStore]:
+def from_config(cfg_storage: StorageConfig) -> Optional[ObsStore]:
     """An ``ObsStore`` for ``storage=obs`` or an ``obs://`` ``storage.output_url``; None when all is local."""
-    check_no_secrets(cfg_storage)
-    if _get(cfg_storage, "name", "local") != "obs" and not is_remote(_get(cfg_storage, "output_url", "")):
+    if cfg_storage.name != "obs" and not is_remote(cfg_storage.output_url or ""):
         return None
     return build(cfg_storage)
 
 
-def build(cfg_storage):
+def build(cfg_storage: StorageConfig):
     """The client: ``moxing.file`` when Huawei's moxing is importable (ModelArts), else esdk-obs-python built
-    from config (endpoint, region, ...) and the environment (credentials; ``OBS_ENDPOINT`` or ``S3_ENDPOINT``)."""
-    check_no_secrets(cfg_storage)
+    from config (endpoint, region, ...) and the environment (credentials; ``OBS_ENDPOINT`` or ``S3_ENDPOINT``).
+
+    Credentials never reach here from the config: ``StorageConfig`` refuses keys that look like them."""
     from pwcflow.runtime import moxing_io
 
     mox = moxing_io.moxing_file()
     if mox is not None:
-        return moxing_io.MoxingStore(mox, workers=_get(cfg_storage, "workers", 8), cache_dir=cache_root(cfg_storage))
-    region = _get(cfg_storage, "region")
-    endpoint = _get(cfg_storage, "endpoint") or os.environ.get(ENV_ENDPOINT) or os.environ.get("S3_ENDPOINT")
+        return moxing_io.MoxingStore(mox, workers=cfg_storage.workers, cache_dir=cache_root(cfg_storage))
+    region = cfg_storage.region
+    endpoint = cfg_storage.endpoint or os.environ.get(ENV_ENDPOINT) or os.environ.get("S3_ENDPOINT")
     if not endpoint and region:
         endpoint = "https://obs.%s.myhuaweicloud.com" % region
     require_credentials()
     if not endpoint:
         raise UserError("no OBS endpoint: set storage.endpoint=https://obs.REGION.myhuaweicloud.com, "
                         "storage.region=REGION or the environment variable %s" % ENV_ENDPOINT)
-    return ObsStore(endpoint, region=region, path_style=_get(cfg_storage, "path_style", False),
-                     signature=_get(cfg_storage, "signature", "obs"), retries=_get(cfg_storage, "retries", 5),
-                     backoff_s=_get(cfg_storage, "backoff_s", 1.0), workers=_get(cfg_storage, "workers", 8),
-                     cache_dir=cache_root(cfg_storage))
+    return ObsStore(endpoint, region=region, path_style=cfg_storage.path_style, signature=cfg_storage.signature,
+                    retries=cfg_storage.retries, backoff_s=cfg_storage.backoff_s, workers=cfg_storage.workers,
+                    cache_dir=cache_root(cfg_storage))
 
 
 def _md5(path: str) -> str:

@@ -29,7 +29,7 @@ class CheckpointPolicy:
         """The checkpoint to resume from (None = fresh start); refuses a used run dir without ``resume``."""
         if self.is_chief:
             for folder in (self.ckpt_dir, self.best_dir, self.run_dir):
-                checkpoint.remove_stale_temps(folder)
+                checkpoint.remove_stale(folder, owned=True)
         # strict: never start afresh over a run whose checkpoints are all damaged
         latest = checkpoint.latest_intact(self.ckpt_dir, strict=self.resume)
         if latest is None and self.sync is not None and self.resume:

@@ -9,11 +9,12 @@ import logging
 import os
 from typing import Dict, Iterable, List, Optional, Tuple
 
+from pwcflow.config_device import StorageConfig
 from pwcflow.errors import UserError
 from pwcflow.runtime import checkpoint
 from pwcflow.runtime.cache import children, latest_complete
 from pwcflow.runtime.obs import ObjectInfo, ObsStore, is_remote, join_key, parse_obs_uri
-from pwcflow.runtime.remote import _bar, _md5, _parallel, _stat
+from pwcflow.runtime.remote import _bar, _md5, _parallel, _stat, build
 
 log = logging.getLogger("pwcflow.runtime.storage")
 
@@ -163,15 +164,13 @@ class RunSync:
         return done
 
 
-def run_sync(cfg_storage, run_dir: str) -> Optional[RunSync]:
+def run_sync(cfg_storage: StorageConfig, run_dir: str) -> Optional[RunSync]:
     """A ``RunSync`` when ``storage.output_url`` is ``obs://``/``s3://``; None for a local or no output_url.
 
     A local output_url (ModelArts' new-style ``--train_url``) is the run dir itself (see ``cli.modelarts_argv``),
     so ``storage=obs`` with it needs no OBS client.
     """
-    from pwcflow.runtime.remote import _get, build
-
-    out = _get(cfg_storage, "output_url")
+    out = cfg_storage.output_url
     if not out or os.path.abspath(os.path.expanduser(str(out))) == os.path.abspath(run_dir):
         return None
     if not is_remote(str(out)):
