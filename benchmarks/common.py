@@ -118,7 +118,7 @@ def variant_scope(variant: str):
     """Context manager to build a ``variant``'s graph in (its conv splitting)."""
     from pwcflow.model import ops
 
-    return ops.conv_splitting(VARIANTS[variant][1])
+    return ops.plain_convolutions() if variant == "reference" else ops.conv_splitting(VARIANTS[variant][1])
 
 
 def pwcnet_macs(spec, height: int, width: int) -> Dict[str, int]:

@@ -73,9 +73,9 @@ def build(spec: ModelSpec, prefix: str, shape: List[Optional[int]],
 
 def build_portable(spec: ModelSpec, prefix: str, shape: List[Optional[int]],
                    session_config: Optional[tf.ConfigProto] = None) -> FlowPredictor:
-    """``build`` without the convolution splits sized for this host's L2 cache (one conv per layer), so the
-    exported graph is the same on every machine and ATC sees plain Conv2D nodes."""
-    with ops.conv_splitting(0):
+    """``build`` without the host-tuned convolutions (L2-sized splits, shared flow/context heads): one conv per
+    layer and head, so the exported graph is the same on every machine and ATC sees plain Conv2D nodes."""
+    with ops.plain_convolutions():
         return build(spec, prefix, shape, session_config)
 
 

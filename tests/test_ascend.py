@@ -20,16 +20,20 @@ def _op_types(predictor) -> list:
     return [node.op for node in export.freeze(predictor).node]
 
 
-def test_export_graph_has_no_host_conv_splits():
+@pytest.mark.parametrize("split,shared", [(16 << 10, "0"), (0, "1")])
+def test_export_graph_has_no_host_conv_splits(monkeypatch, split, shared):
+    """Neither host tuning (L2-sized splits on a host with a tiny cache; shared flow/context heads, Eigen's
+    choice) reaches the portable export graph."""
     shape = [1, 2, 128, 192, 3]
-    with ops.conv_splitting(16 << 10):  # a host with a tiny L2 cache: its training graphs split convolutions
-        split = export.build(SM, None, shape)
+    monkeypatch.setenv(ops.SHARED_ENV, shared)
+    with ops.conv_splitting(split):
+        tuned = export.build(SM, None, shape)
         portable = export.build_portable(SM, None, shape)
         try:
-            assert "SplitV" in _op_types(split)  # the setting does split here, so the next line can fail
+            assert "SplitV" in _op_types(tuned)  # the setting does split here, so the next line can fail
             types = _op_types(portable)
         finally:
-            split.close()
+            tuned.close()
             portable.close()
     assert "SplitV" not in types and "Conv2D" in types
 

@@ -20,6 +20,7 @@ from pwcflow.tf1 import IS_TF1, TF_VERSION, tf
 log = logging.getLogger("pwcflow.model")
 LEAKY_ALPHA = 0.1
 _conv_split_bytes: Optional[int] = None  # None: decided on first use by ``default_conv_split_bytes``
+_shared_override: Optional[bool] = None  # set by ``plain_convolutions``; None: ``shared_heads`` decides
 SPLIT_ENV = "PWCFLOW_CONV_SPLIT_BYTES"  # overrides the automatic convolution split limit (0: never split)
 SHARED_ENV = "PWCFLOW_SHARED_HEADS"  # overrides whether flow head + first context layer share one conv (0 / 1)
 # backend -> (cost volume, warp, split convolutions at the L2 limit, shared flow/context heads): what ``auto``
@@ -150,6 +151,8 @@ def default_conv_split_bytes() -> int:
 def shared_heads() -> bool:
     """Whether a level's flow head and first context layer are built as one convolution: ``$PWCFLOW_SHARED_HEADS``
     (0 / 1) if set, else ``AUTO``'s choice for ``backend()``."""
+    if _shared_override is not None:
+        return _shared_override
     env = os.environ.get(SHARED_ENV, "").strip()
     if env in ("0", "1"):
         return env == "1"
@@ -235,6 +238,20 @@ def conv_splitting(limit_bytes: Optional[int]) -> Iterator[None]:
         yield
     finally:
         _conv_split_bytes = saved
+
+
+@contextlib.contextmanager
+def plain_convolutions() -> Iterator[None]:
+    """Build one convolution per layer and per head, as tfoptflow does (no L2 split, no shared heads): graphs
+    that must not depend on the building host (exports for other devices) and baselines."""
+    global _shared_override
+    saved = _shared_override
+    _shared_override = False
+    try:
+        with conv_splitting(0):
+            yield
+    finally:
+        _shared_override = saved
 
 
 def deconv2x(x: tf.Tensor, name: str) -> tf.Tensor:
