@@ -226,10 +226,10 @@ def main() -> None:
     args = ap.parse_args()
     import tfoptflow_import
 
-    from pwcflow.model import ops
+    from pwcflow.model import tuning
 
     tfo, shims = tfoptflow_import.load(args.tfoptflow)
-    info = {"machine": common.machine(), "shims": shims, "formulation": ops.describe_auto(),
+    info = {"machine": common.machine(), "shims": shims, "formulation": tuning.describe_auto(),
             "peak_before": common.matmul_peak(common.session_config(threads=args.threads)),
             "command": "python benchmarks/bench_vs_tfoptflow.py --tfoptflow PATH --models %s --rounds %d --rows %s" % (
                 " ".join(args.models), args.rounds, " ".join(args.rows))}

@@ -99,7 +99,7 @@ def matmul_peak(config=None, n: int = 4096, runs: int = 5, device: Optional[str]
 
 # Benchmark variants: name -> (cost volume/warp formulation, conv kernel split limit: 0 = one conv per layer,
 # None = the machine's default). "reference" is tfoptflow's formulation throughout; "auto" is pwcflow's default
-# (chosen per backend when the graph is built: ``pwcflow.model.ops.AUTO``).
+# (chosen per backend when the graph is built: ``pwcflow.model.tuning.AUTO``).
 VARIANTS = {"reference": ("reference", 0), "fused": ("fused", None), "fused-nosplit": ("fused", 0),
             "patches": ("patches", None), "auto": ("auto", None)}
 
@@ -116,9 +116,9 @@ def variant_spec(model: str, variant: str):
 
 def variant_scope(variant: str):
     """Context manager to build a ``variant``'s graph in (its conv splitting)."""
-    from pwcflow.model import ops
+    from pwcflow.model import tuning
 
-    return ops.plain_convolutions() if variant == "reference" else ops.conv_splitting(VARIANTS[variant][1])
+    return tuning.plain_convolutions() if variant == "reference" else tuning.conv_splitting(VARIANTS[variant][1])
 
 
 def pwcnet_macs(spec, height: int, width: int) -> Dict[str, int]:

@@ -36,7 +36,7 @@ from typing import List, Optional, Tuple
 
 from pwcflow import cli, config, export_formats, runtimes
 from pwcflow.errors import UserError
-from pwcflow.model import ops
+from pwcflow.model import tuning
 from pwcflow.model.pwcnet import ModelSpec
 from pwcflow.predictor import FlowPredictor
 from pwcflow.runtime import atomic, checkpoint, device, outputs, storage
@@ -75,7 +75,7 @@ def build_portable(spec: ModelSpec, prefix: str, shape: List[Optional[int]],
                    session_config: Optional[tf.ConfigProto] = None) -> FlowPredictor:
     """``build`` without the host-tuned convolutions (L2-sized splits, shared flow/context heads): one conv per
     layer and head, so the exported graph is the same on every machine and ATC sees plain Conv2D nodes."""
-    with ops.plain_convolutions():
+    with tuning.plain_convolutions():
         return build(spec, prefix, shape, session_config)
 
 

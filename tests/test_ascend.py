@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from pwcflow import export
-from pwcflow.model import ops
+from pwcflow.model import tuning
 from pwcflow.model.pwcnet import ModelSpec
 from pwcflow.runtime.summaries import emit, status_line
 
@@ -25,8 +25,8 @@ def test_export_graph_has_no_host_conv_splits(monkeypatch, split, shared):
     """Neither host tuning (L2-sized splits on a host with a tiny cache; shared flow/context heads, Eigen's
     choice) reaches the portable export graph."""
     shape = [1, 2, 128, 192, 3]
-    monkeypatch.setenv(ops.SHARED_ENV, shared)
-    with ops.conv_splitting(split):
+    monkeypatch.setenv(tuning.SHARED_ENV, shared)
+    with tuning.conv_splitting(split):
         tuned = export.build(SM, None, shape)
         portable = export.build_portable(SM, None, shape)
         try:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pwcflow.errors import UserError
-from pwcflow.model import ops
+from pwcflow.model import ops, tuning
 from pwcflow.model.pwcnet import ModelSpec
 from pwcflow.predictor import FlowPredictor
 
@@ -25,7 +25,7 @@ def reference(tmp_path_factory):
     """tfoptflow's formulation throughout (no split) with random weights, saved: (ckpt, flow, pyramid)."""
     spec = ModelSpec(name="sm-6-2", dense=False, context_all_levels=False, costvol_impl="reference",
                      warp_impl="reference")
-    with ops.conv_splitting(0):
+    with tuning.conv_splitting(0):
         p = FlowPredictor(spec, None, seed=0, input_shape=SHAPE)
     ckpt = p.saver.save(p.sess, str(tmp_path_factory.mktemp("w") / "pwcnet.ckpt"), write_meta_graph=False)
     flow, pyr = p.predict_batch(_pair(), with_pyramid=True)
@@ -44,9 +44,9 @@ def reference(tmp_path_factory):
 ])
 def test_every_formulation_gives_the_same_flow(reference, monkeypatch, costvol, warp, split, shared):
     ckpt, flow_ref, pyr_ref = reference
-    monkeypatch.setenv(ops.SHARED_ENV, shared)
+    monkeypatch.setenv(tuning.SHARED_ENV, shared)
     spec = ModelSpec(name="sm-6-2", dense=False, context_all_levels=False, costvol_impl=costvol, warp_impl=warp)
-    with ops.conv_splitting(split):
+    with tuning.conv_splitting(split):
         p = FlowPredictor(spec, ckpt, input_shape=SHAPE)
     flow, pyr = p.predict_batch(_pair(), with_pyramid=True)
     p.close()
@@ -66,14 +66,14 @@ def test_lg_shared_heads_give_the_same_flow_at_every_level(tmp_path, monkeypatch
         spec = ModelSpec(name="lg-6-2", dense=True, context_all_levels=True, **kw)
         return FlowPredictor(spec, ckpt, input_shape=SHAPE)
 
-    with ops.conv_splitting(0):
-        monkeypatch.setenv(ops.SHARED_ENV, "0")
+    with tuning.conv_splitting(0):
+        monkeypatch.setenv(tuning.SHARED_ENV, "0")
         ref = FlowPredictor(ModelSpec(name="lg-6-2", dense=True, context_all_levels=True, costvol_impl="reference",
                                       warp_impl="reference"), None, seed=0, input_shape=SHAPE)
         ckpt = ref.saver.save(ref.sess, str(tmp_path / "pwcnet.ckpt"), write_meta_graph=False)
         flow_ref, pyr_ref = ref.predict_batch(_pair(), with_pyramid=True)
         ref.close()
-        monkeypatch.setenv(ops.SHARED_ENV, shared)
+        monkeypatch.setenv(tuning.SHARED_ENV, shared)
         p = build()
         n_conv = len([o for o in p.sess.graph.get_operations() if o.type == "Conv2D"])
         flow, pyr = p.predict_batch(_pair(), with_pyramid=True)
@@ -84,8 +84,8 @@ def test_lg_shared_heads_give_the_same_flow_at_every_level(tmp_path, monkeypatch
         np.testing.assert_allclose(a, b, atol=1e-4, rtol=0)
     # 5 levels with a context network: one convolution fewer per level when shared
     with tf.Graph().as_default():
-        monkeypatch.setenv(ops.SHARED_ENV, "0" if shared == "1" else "1")
-        with ops.conv_splitting(0):
+        monkeypatch.setenv(tuning.SHARED_ENV, "0" if shared == "1" else "1")
+        with tuning.conv_splitting(0):
             other = build()
         n_other = len([o for o in other.sess.graph.get_operations() if o.type == "Conv2D"])
         other.close()
@@ -96,43 +96,43 @@ def test_split_convolution_is_really_split():
     from pwcflow.tf1 import tf
 
     for limit, many in ((0, False), (4096, True)):
-        with tf.Graph().as_default() as g, ops.conv_splitting(limit):
+        with tf.Graph().as_default() as g, tuning.conv_splitting(limit):
             ops.conv2d(tf.zeros([1, 8, 8, 64]), 64, "c")
             convs = [o for o in g.get_operations() if o.type == "Conv2D"]
         assert (len(convs) > 1) == many
 
 
-@pytest.mark.parametrize("backend", sorted(ops.AUTO))
+@pytest.mark.parametrize("backend", sorted(tuning.AUTO))
 def test_auto_picks_per_backend_and_explicit_wins(monkeypatch, backend):
-    monkeypatch.setattr(ops, "backend", lambda: backend)
-    cv, wp, split, shared = ops.AUTO[backend]
-    assert ops.resolve("auto", "auto") == (cv, wp)
-    monkeypatch.delenv(ops.SHARED_ENV, raising=False)
-    assert ops.shared_heads() == shared
-    monkeypatch.setenv(ops.SHARED_ENV, "0" if shared else "1")
-    assert ops.shared_heads() != shared
-    assert ops.resolve("reference", "auto") == ("reference", wp)
-    assert ops.resolve("fused", "reference") == ("fused", "reference")
-    monkeypatch.delenv(ops.SPLIT_ENV, raising=False)
-    assert (ops.default_conv_split_bytes() > 0) == split
-    monkeypatch.setenv(ops.SPLIT_ENV, "0")
-    assert ops.default_conv_split_bytes() == 0
+    monkeypatch.setattr(tuning, "backend", lambda: backend)
+    cv, wp, split, shared = tuning.AUTO[backend]
+    assert tuning.resolve("auto", "auto") == (cv, wp)
+    monkeypatch.delenv(tuning.SHARED_ENV, raising=False)
+    assert tuning.shared_heads() == shared
+    monkeypatch.setenv(tuning.SHARED_ENV, "0" if shared else "1")
+    assert tuning.shared_heads() != shared
+    assert tuning.resolve("reference", "auto") == ("reference", wp)
+    assert tuning.resolve("fused", "reference") == ("fused", "reference")
+    monkeypatch.delenv(tuning.SPLIT_ENV, raising=False)
+    assert (tuning.default_conv_split_bytes() > 0) == split
+    monkeypatch.setenv(tuning.SPLIT_ENV, "0")
+    assert tuning.default_conv_split_bytes() == 0
     with pytest.raises(ValueError):
-        ops.resolve("bogus", "auto")
+        tuning.resolve("bogus", "auto")
 
 
 def test_eigen_and_onednn_differ_where_measured():
-    assert ops.AUTO["onednn"] == ("fused", "fused", True, False)
-    assert ops.AUTO["eigen"][2:] == (False, True)  # the split only pays under oneDNN, sharing only under Eigen
+    assert tuning.AUTO["onednn"] == ("fused", "fused", True, False)
+    assert tuning.AUTO["eigen"][2:] == (False, True)  # the split only pays under oneDNN, sharing only under Eigen
 
 
 def test_bad_split_env_is_one_line(monkeypatch):
-    monkeypatch.setenv(ops.SPLIT_ENV, "lots")
-    with pytest.raises(UserError, match=ops.SPLIT_ENV):
-        ops.default_conv_split_bytes()
-    monkeypatch.setenv(ops.SHARED_ENV, "yes")
-    with pytest.raises(UserError, match=ops.SHARED_ENV):
-        ops.shared_heads()
+    monkeypatch.setenv(tuning.SPLIT_ENV, "lots")
+    with pytest.raises(UserError, match=tuning.SPLIT_ENV):
+        tuning.default_conv_split_bytes()
+    monkeypatch.setenv(tuning.SHARED_ENV, "yes")
+    with pytest.raises(UserError, match=tuning.SHARED_ENV):
+        tuning.shared_heads()
 
 
 def test_choice_is_logged_when_the_graph_is_built(caplog):
@@ -143,8 +143,8 @@ def test_choice_is_logged_when_the_graph_is_built(caplog):
     with caplog.at_level(logging.INFO, logger="pwcflow.model"), tf.Graph().as_default():
         pwcnet(tf.zeros(SHAPE), spec)
     line = [r.getMessage() for r in caplog.records if "cost volume" in r.getMessage()]
-    assert len(line) == 1 and "(auto)" in line[0] and ops.backend() in line[0]
-    assert ops.resolve("auto", "auto")[0] in line[0]
+    assert len(line) == 1 and "(auto)" in line[0] and tuning.backend() in line[0]
+    assert tuning.resolve("auto", "auto")[0] in line[0]
 
 
 def test_config_accepts_auto_and_rejects_others():

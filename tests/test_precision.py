@@ -5,11 +5,11 @@ import pytest
 
 from pwcflow.config_device import compose_group
 from pwcflow.errors import UserError
-from pwcflow.model import ops
+from pwcflow.model import tuning
 from pwcflow.runtime import device, precision
 from pwcflow.tf1 import IS_TF1
 
-HAS_BF16 = precision.bf16_unit() is not None and not IS_TF1 and ops.onednn_enabled()
+HAS_BF16 = precision.bf16_unit() is not None and not IS_TF1 and tuning.onednn_enabled()
 
 
 def _dev(name="cpu", **changes):
@@ -46,7 +46,7 @@ def test_refused_with_one_line(dev, flags, match):
 
 
 def test_bf16_needs_tf2_with_onednn(monkeypatch):
-    monkeypatch.setattr(ops, "onednn_enabled", lambda: False)
+    monkeypatch.setattr(tuning, "onednn_enabled", lambda: False)
     with pytest.raises(UserError, match="oneDNN"):
         precision.check(_dev(precision="bf16"), flags={"avx512_bf16"})
 

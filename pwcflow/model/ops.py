@@ -3,37 +3,19 @@
 Numerics follow tfoptflow exactly (see ``shared/notes/tfoptflow-compat.md``). Two formulations
 exist for the cost volume and the warp: ``fused`` (9 blocked batched matmuls for the cost volume, one
 gather for the warp) and ``reference`` (tfoptflow's own: 81 slice/multiply/mean ops, four separate
-gathers). Both compute the same numbers up to float32 summation order. ``auto`` (the default) picks per
-backend when the graph is built (``AUTO``, measured: ``benchmarks/RESULTS.md``), as does the L2-cache
-convolution split (``conv2d``).
+gathers). Both compute the same numbers up to float32 summation order. Which ones a graph gets (``auto``),
+whether large convolutions are split at the L2 cache size and whether the flow head and the first context
+layer share a convolution is decided per backend by ``tuning``.
 """
 
-import contextlib
-import glob
 import logging
-import os
-import sys
-from typing import Iterator, List, Optional, Tuple
+from typing import List, Tuple
 
-from pwcflow.tf1 import IS_TF1, TF_VERSION, tf
+from pwcflow.model.tuning import COSTVOL_IMPLS, conv_split_bytes
+from pwcflow.tf1 import tf
 
 log = logging.getLogger("pwcflow.model")
 LEAKY_ALPHA = 0.1
-_conv_split_bytes: Optional[int] = None  # None: decided on first use by ``default_conv_split_bytes``
-_shared_override: Optional[bool] = None  # set by ``plain_convolutions``; None: ``shared_heads`` decides
-SPLIT_ENV = "PWCFLOW_CONV_SPLIT_BYTES"  # overrides the automatic convolution split limit (0: never split)
-SHARED_ENV = "PWCFLOW_SHARED_HEADS"  # overrides whether flow head + first context layer share one conv (0 / 1)
-# backend -> (cost volume, warp, split convolutions at the L2 limit, shared flow/context heads): what ``auto``
-# builds. Measured on TF 2.21 (oneDNN) and TF 1.15.5 (Eigen) on one CPU (benchmarks/RESULTS.md): the
-# blocked-matmul cost volume and the one-gather warp win on both (forward and gradient); the L2 split pays
-# under oneDNN and costs under Eigen (lg-6-2 forward 0.83x with it, 1.26x without, against tfoptflow's
-# formulation); one convolution for the flow head and the first context layer (``shared_input_convs``) pays
-# under Eigen (lg/sm forward 1.08x) and not under oneDNN (0.94-0.97x). GPUs and Ascend have no L2 cliff: a
-# split only adds ops there; sharing is unmeasured there, so off.
-AUTO = {"onednn": ("fused", "fused", True, False), "eigen": ("fused", "fused", False, True),
-        "gpu": ("fused", "fused", False, False), "npu": ("fused", "fused", False, False)}
-
-
 def he_normal():
     """tfoptflow's ``he_normal``: truncated normal, fan-in, scale 2."""
     return tf.variance_scaling_initializer(scale=2.0, mode="fan_in", distribution="truncated_normal")
@@ -126,134 +108,6 @@ def _conv_groups(kernel_bytes: int, filters: int) -> List[int]:
     return groups
 
 
-def conv_split_bytes() -> int:
-    """Largest conv kernel (bytes) built as one convolution; 0 = never split (see ``conv2d``)."""
-    global _conv_split_bytes
-    if _conv_split_bytes is None:
-        _conv_split_bytes = default_conv_split_bytes()
-    return _conv_split_bytes
-
-
-def default_conv_split_bytes() -> int:
-    """``$PWCFLOW_CONV_SPLIT_BYTES`` if set; else 3/4 of the CPU's L2 cache per core (1 MiB if unknown) where
-    ``AUTO`` says to split (CPUs under oneDNN), 0 (off) elsewhere (Eigen, GPUs, Ascend: see ``AUTO``)."""
-    env = os.environ.get(SPLIT_ENV, "").strip()
-    if env:
-        try:
-            return max(0, int(env))
-        except ValueError:
-            from pwcflow.errors import UserError
-
-            raise UserError("bad setting %s=%r: must be a number of bytes (0: never split)" % (SPLIT_ENV, env))
-    return 3 * _l2_cache_bytes() // 4 if AUTO[backend()][2] else 0
-
-
-def shared_heads() -> bool:
-    """Whether a level's flow head and first context layer are built as one convolution: ``$PWCFLOW_SHARED_HEADS``
-    (0 / 1) if set, else ``AUTO``'s choice for ``backend()``."""
-    if _shared_override is not None:
-        return _shared_override
-    env = os.environ.get(SHARED_ENV, "").strip()
-    if env in ("0", "1"):
-        return env == "1"
-    if env:
-        from pwcflow.errors import UserError
-
-        raise UserError("bad setting %s=%r: must be 0 or 1" % (SHARED_ENV, env))
-    return AUTO[backend()][3]
-
-
-def onednn_enabled() -> bool:
-    """Whether this TensorFlow runs its CPU kernels with oneDNN (TF 2.x x86 default; ``TF_ENABLE_ONEDNN_OPTS=0``
-    turns it off) rather than Eigen (TF 1.15's pip builds)."""
-    try:
-        if IS_TF1:
-            from tensorflow.python import pywrap_tensorflow as util
-        else:
-            from tensorflow.python.util import _pywrap_util_port as util
-        return bool(util.IsMklEnabled())
-    except (ImportError, AttributeError):
-        return False
-
-
-def backend() -> str:
-    """What runs a graph built now: ``npu`` (Ascend's adapter loaded), ``gpu``, ``onednn`` or ``eigen`` (CPU)."""
-    if "npu_bridge" in sys.modules:
-        return "npu"
-    try:
-        if tf.config.experimental.list_physical_devices("GPU"):
-            return "gpu"
-    except Exception:  # noqa: BLE001 - device query unsupported: assume a CPU
-        pass
-    return "onednn" if onednn_enabled() else "eigen"
-
-
-def resolve(costvol_impl: str, warp_impl: str) -> Tuple[str, str]:
-    """The (cost volume, warp) formulations to build: ``auto`` replaced by ``AUTO``'s choice for ``backend()``."""
-    if costvol_impl not in COSTVOL_IMPLS + ("auto",):
-        raise ValueError("unknown cost volume implementation %r (one of auto, %s)" % (costvol_impl, COSTVOL_IMPLS))
-    if warp_impl not in WARP_IMPLS + ("auto",):
-        raise ValueError("unknown warp implementation %r (one of auto, %s)" % (warp_impl, WARP_IMPLS))
-    chosen = AUTO[backend()] if "auto" in (costvol_impl, warp_impl) else None
-    return (chosen[0] if costvol_impl == "auto" else costvol_impl), (chosen[1] if warp_impl == "auto" else warp_impl)
-
-
-def describe(costvol_impl: str = "auto", warp_impl: str = "auto") -> str:
-    """One line for the log: the formulations a graph built now gets, and why."""
-    cv, wp = resolve(costvol_impl, warp_impl)
-    split = conv_split_bytes()
-    return "cost volume %s%s, warp %s%s, conv split %s, shared flow/context heads %s (backend %s, TensorFlow %s)" % (
-        cv, " (auto)" if costvol_impl == "auto" else "", wp, " (auto)" if warp_impl == "auto" else "",
-        "at %d KiB" % (split // 1024) if split else "off", "on" if shared_heads() else "off", backend(), TF_VERSION)
-
-
-def describe_auto() -> str:
-    """``describe()`` of the defaults."""
-    return describe("auto", "auto")
-
-
-def _l2_cache_bytes(default: int = 1 << 20) -> int:
-    for folder in sorted(glob.glob("/sys/devices/system/cpu/cpu0/cache/index*")):
-        try:
-            with open(folder + "/level") as f:
-                level = f.read().strip()
-            with open(folder + "/size") as f:
-                size = f.read().strip().upper()
-        except OSError:
-            continue
-        if level == "2" and size:
-            scale = {"K": 1 << 10, "M": 1 << 20}.get(size[-1], 1)
-            return int(size.rstrip("KM")) * scale
-    return default
-
-
-@contextlib.contextmanager
-def conv_splitting(limit_bytes: Optional[int]) -> Iterator[None]:
-    """Build the graph's convolutions under another kernel-size limit (0: one convolution per layer, as
-    tfoptflow; None: the machine's default), e.g. for the baseline of a benchmark."""
-    global _conv_split_bytes
-    saved = _conv_split_bytes
-    _conv_split_bytes = default_conv_split_bytes() if limit_bytes is None else int(limit_bytes)
-    try:
-        yield
-    finally:
-        _conv_split_bytes = saved
-
-
-@contextlib.contextmanager
-def plain_convolutions() -> Iterator[None]:
-    """Build one convolution per layer and per head, as tfoptflow does (no L2 split, no shared heads): graphs
-    that must not depend on the building host (exports for other devices) and baselines."""
-    global _shared_override
-    saved = _shared_override
-    _shared_override = False
-    try:
-        with conv_splitting(0):
-            yield
-    finally:
-        _shared_override = saved
-
-
 def deconv2x(x: tf.Tensor, name: str) -> tf.Tensor:
     """Learned x2 up-sampling to 2 channels: 4x4 stride-2 SAME transpose conv (kernel [4, 4, 2, in])."""
     in_ch = x.get_shape().as_list()[-1]
@@ -272,8 +126,6 @@ def _times2(n):
     return None if n is None else 2 * n
 
 
-COSTVOL_IMPLS = ("fused", "reference", "patches")
-WARP_IMPLS = ("fused", "reference")
 COSTVOL_BLOCK = 16  # columns per block of the fused cost volume (>= 2 * search range)
 
 

@@ -7,7 +7,7 @@ checkpoints restore unchanged. The builder is a pure function of (input tensor, 
 import logging
 from typing import List, Tuple
 
-from pwcflow.model import ops
+from pwcflow.model import ops, tuning
 from pwcflow.model.spec import ModelSpec  # noqa: F401 (re-exported)
 from pwcflow.tf1 import tf
 
@@ -38,7 +38,7 @@ def feature_pyramid(x: tf.Tensor, spec: ModelSpec) -> Tuple[List[tf.Tensor], Lis
 def estimate_flow(x: tf.Tensor, lvl: int, dense: bool, context: bool) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """Flow estimator at one level; returns (features for up-sampling, flow, first context layer or None).
 
-    With ``context`` and ``ops.shared_heads()`` the flow head and the context network's first layer (both
+    With ``context`` and ``tuning.shared_heads()`` the flow head and the context network's first layer (both
     read the estimator's features) run as one convolution (``ops.shared_input_convs``); either way the
     variables keep tfoptflow's names and order.
     """
@@ -46,7 +46,7 @@ def estimate_flow(x: tf.Tensor, lvl: int, dense: bool, context: bool) -> Tuple[t
         for i, ch in enumerate(ESTIMATOR_CHANNELS):
             act = ops.conv2d(x, ch, "conv%d_%d" % (lvl, i), init=ops.he_normal())
             x = tf.concat([act, x], axis=3) if dense else act
-        if not (context and ops.shared_heads()):
+        if not (context and tuning.shared_heads()):
             return x, ops.conv2d(x, 2, "flow%d" % lvl, act=False), None
         with tf.variable_scope("flow%d" % lvl):
             flow_vars = ops.conv_variables(x, 2)
@@ -75,8 +75,8 @@ def pwcnet(x: tf.Tensor, spec: ModelSpec, name: str = "pwcnet") -> Tuple[tf.Tens
     Returns the full-resolution flow (level-2 flow resized x4 with TF1's legacy bilinear resize,
     times 4) and the pyramid of flows, coarsest first, each in its own level's pixel units.
     """
-    costvol_impl, warp_impl = ops.resolve(spec.costvol_impl, spec.warp_impl)
-    log.info("%s graph: %s", spec.name, ops.describe(spec.costvol_impl, spec.warp_impl))
+    costvol_impl, warp_impl = tuning.resolve(spec.costvol_impl, spec.warp_impl)
+    log.info("%s graph: %s", spec.name, tuning.describe(spec.costvol_impl, spec.warp_impl))
     with tf.variable_scope(name):
         c1, c2 = feature_pyramid(x, spec)
         flows = []

@@ -15,7 +15,7 @@ class ModelSpec:
     pyr_lvls: int = 6
     flow_pred_lvl: int = 2
     search_range: int = 4
-    costvol_impl: str = "auto"  # auto | fused | reference | patches (ops.resolve: auto picks per backend)
+    costvol_impl: str = "auto"  # auto | fused | reference | patches (tuning.resolve: auto picks per backend)
     warp_impl: str = "auto"  # auto | fused | reference
 
     @property

@@ -41,9 +41,9 @@ def check(dev: DeviceConfig, flags: Optional[set] = None) -> str:
     if bf16_unit(flags) is None:
         raise UserError("bad setting device.precision: bf16 needs a CPU with AVX512-BF16 or AMX; this one has "
                         "neither (use precision=fp32)")
-    from pwcflow.model import ops
+    from pwcflow.model import tuning
 
-    if IS_TF1 or not ops.onednn_enabled():
+    if IS_TF1 or not tuning.onednn_enabled():
         raise UserError("bad setting device.precision: bf16 needs TensorFlow 2.x with oneDNN (this is TensorFlow "
                         "%s%s)" % (TF_VERSION, "" if IS_TF1 else " with TF_ENABLE_ONEDNN_OPTS=0"))
     return "bf16"
