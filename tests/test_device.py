@@ -12,11 +12,11 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from pwcflow import config
+from pwcflow import config, config_device
 from pwcflow.cli import modelarts_argv
 from pwcflow.config_device import compose_group
 from pwcflow.errors import UserError
-from pwcflow.runtime import device
+from pwcflow.runtime import device, npu_options
 from pwcflow.tf1 import tf
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,7 +85,7 @@ def fake_npu_bridge(monkeypatch):
     return rec
 
 
-@pytest.mark.parametrize("name", device.PROFILES)
+@pytest.mark.parametrize("name", config_device.PROFILES)
 def test_profiles_compose_in_hydra(name):
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose(config_name="predict", overrides=["device=%s" % name, "ckpt=c", "img1=a", "img2=b", "out=o"])
@@ -156,7 +156,7 @@ def test_npu_profile_field_by_field_without_npu_bridge():
     }
     # every documented switch is a key in npu.yaml, and every key there is a switch
     yaml_keys = set(OmegaConf.load(str(ROOT / "conf" / "device" / "npu.yaml")).npu)
-    assert yaml_keys == {k for k, _ in device.NPU_SWITCHES} | {"extra", "types"}
+    assert yaml_keys == {k for k, _ in npu_options.SWITCHES} | {"extra", "types"}
     assert cfg.SerializeToString(deterministic=True) == \
         device.session_config(load("npu")).SerializeToString(deterministic=True)
 
@@ -199,7 +199,7 @@ def test_npu_types_follow_the_adapter_source():
              "op_select_implmode": "s", "optypelist_for_implmode": "s", "iterations_per_loop": "i",
              "enable_data_pre_proc": "b", "mix_compile_mode": "b", "use_off_line": "b", "buffer_optimize": "s"}
     assert {k: npu_options.TYPES[k] for k in reads} == reads
-    for key, kind in device.NPU_SWITCHES:
+    for key, kind in npu_options.SWITCHES:
         assert npu_options.TYPES[key] == kind, key
 
 

@@ -60,11 +60,10 @@ def refine_flow(feat: tf.Tensor, ctx: tf.Tensor, flow: tf.Tensor, lvl: int) -> t
     """Context network (dilated convs 1,2,4,8,16,1 then a 2-channel conv) on ``feat`` added to the flow;
     ``ctx``: its first layer's output where ``estimate_flow`` computed it, else None."""
     with tf.variable_scope("ctxt"):
-        x = ctx
-        for i, (ch, dil) in enumerate(CONTEXT_LAYERS):
-            if i or x is None:
-                x = ops.conv2d(feat if x is None else x, ch, "dc_conv%d%d" % (lvl, i + 1), dilation=dil,
-                               init=ops.he_normal())
+        x = ctx if ctx is not None else ops.conv2d(feat, CONTEXT_LAYERS[0][0], "dc_conv%d1" % lvl,
+                                                   init=ops.he_normal())
+        for i, (ch, dil) in enumerate(CONTEXT_LAYERS[1:], start=2):
+            x = ops.conv2d(x, ch, "dc_conv%d%d" % (lvl, i), dilation=dil, init=ops.he_normal())
         x = ops.conv2d(x, 2, "dc_conv%d7" % lvl, init=ops.he_normal(), act=False)
     return flow + x
 

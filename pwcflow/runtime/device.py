@@ -9,17 +9,13 @@ import importlib
 from types import SimpleNamespace
 from typing import Any, List, Optional
 
-from pwcflow import config_device
 from pwcflow.config_device import DeviceConfig
 from pwcflow.errors import UserError
 from pwcflow.runtime import npu_options, precision
 from pwcflow.tf1 import tf
 
-PROFILES = config_device.PROFILES
 NPU_MISSING = ("device=npu needs Ascend's TensorFlow 1.15 adapter (npu_bridge): install the CANN toolkit and its "
                "TensorFlow plugin (tfplugin) on an Ascend machine, or choose device=cpu or device=gpu")
-
-NPU_SWITCHES = npu_options.SWITCHES  # the keys of device.npu (conf/device/npu.yaml), with their types
 
 
 def _bad(key: str, why: str) -> UserError:
