@@ -24,7 +24,7 @@ REF = Path(os.environ.get("PWCFLOW_TFOPTFLOW_REF", common.ROOT.parent / "shared"
 
 def predictors(model: str, ckpt: str, shape=None):
     """fp32 and bf16 ``FlowPredictor`` of ``model`` (default formulation) restored from ``ckpt``."""
-    from pwcflow.predictor import FlowPredictor
+    from pwcflow.inference.predictor import FlowPredictor
 
     spec = common.variant_spec(model, "auto")
     return {p: FlowPredictor(spec, ckpt, common.session_config(precision=p), input_shape=shape)
@@ -77,9 +77,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
 
-    from pwcflow.config_device import compose_group
+    from pwcflow.config.compose import compose_group
+    from pwcflow.device import precision
     from pwcflow.errors import UserError
-    from pwcflow.runtime import precision
 
     try:
         precision.check(compose_group("device", "cpu", {"precision": "bf16"}))

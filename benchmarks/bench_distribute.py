@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_distribute.py [--steps 30] [--batch 8] [--size 64]
 
-Each run is a fresh process training the same small conv net through ``pwcflow.runtime.distribute``; the
+Each run is a fresh process training the same small conv net through ``pwcflow.device.distribute``; the
 table and benchmarks/results/bench_distribute-<tf>.json give samples/s. CPU collectives go through gRPC on
 one machine whose cores both workers share, so this shows the engine's overhead, not a speed-up (that needs
 separate machines or GPUs); on a small shared VM the ratio is noisy from run to run.
@@ -24,8 +24,8 @@ def worker(args: argparse.Namespace) -> dict:
     """Train ``args.steps`` timed steps after ``args.warmup``; return this process's timing."""
     import numpy as np
 
-    from pwcflow.config_device import compose_group
-    from pwcflow.runtime import device, distribute
+    from pwcflow.config.compose import compose_group
+    from pwcflow.device import backend, distribute
     from pwcflow.tf1 import TF_VERSION, tf
 
     dev = compose_group("device", "cpu", {
@@ -52,7 +52,7 @@ def worker(args: argparse.Namespace) -> dict:
             step = tf.train.get_or_create_global_step()
             train_op, loss = engine.build_train_op(loss_fn, tf.train.AdamOptimizer(1e-4), step)
             init = tf.global_variables_initializer()
-        with tf.Session(engine.target, config=device.session_config(dev, engine)) as sess:
+        with tf.Session(engine.target, config=backend.session_config(dev, engine)) as sess:
             sess.run(init)
             for _ in range(args.warmup):
                 sess.run([train_op, loss])
@@ -67,7 +67,7 @@ def worker(args: argparse.Namespace) -> dict:
 def launch(args: argparse.Namespace, workers: int, batch: int, threads: int) -> dict:
     """Run one configuration in fresh processes; the chief's timing (all workers run in lockstep)."""
     sys.path.insert(0, str(ROOT))
-    from pwcflow.runtime import distribute
+    from pwcflow.device import distribute
 
     ports = ",".join(str(p) for p in distribute.free_ports(workers)) if workers > 1 else ""
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))

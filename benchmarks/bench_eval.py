@@ -35,8 +35,8 @@ def one(model: str, root: str, batch: int, threads: int) -> dict:
     """Time one variant in this process (random weights: speed does not depend on them)."""
     from pwcflow.data.datasets import DatasetSpec, build
     from pwcflow.eval import Options, evaluate
+    from pwcflow.inference.predictor import FlowPredictor
     from pwcflow.model.pwcnet import ModelSpec
-    from pwcflow.predictor import FlowPredictor
     from pwcflow.tf1 import TF_VERSION, tf
 
     lg = model.startswith("lg")

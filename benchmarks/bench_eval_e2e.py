@@ -34,7 +34,7 @@ class Way:
 
     def __init__(self, way: str, args: argparse.Namespace, ckpt: str, samples):
         """``way``: ``baseline`` or ``pwcflow``."""
-        from pwcflow.predictor import FlowPredictor
+        from pwcflow.inference.predictor import FlowPredictor
 
         self.way, self.args, self.samples = way, args, samples
         variant = "reference" if way == "baseline" else "fused"
@@ -45,8 +45,8 @@ class Way:
     def run(self) -> float:
         """Evaluate every pair once; returns the all-pixel EPE."""
         from pwcflow.eval import Options, evaluate, scene_key
-        from pwcflow.metrics import FlowMetrics
-        from pwcflow.predictor import to_input
+        from pwcflow.evaluation.metrics import FlowMetrics
+        from pwcflow.inference.predictor import to_input
 
         if self.way == "pwcflow":
             opts = Options(batch=self.args.batch, workers=self.args.workers, sheet_pairs=0, progress=False)

@@ -30,12 +30,12 @@ FILE_OF = {"tf-pb": "pb", "onnxruntime": "onnx", "tflite": "tflite"}
 
 def child(args: argparse.Namespace) -> Dict[str, object]:
     """One runtime in this fresh process: load, first call, timed calls, peak RSS, flow saved for comparison."""
-    from pwcflow import runtimes
+    from pwcflow.deploy import exported
 
-    x = runtimes.sample_input([1, 2, H, W, 3])
+    x = exported.sample_input([1, 2, H, W, 3])
     t0 = time.perf_counter()
     if args.child == "tf-session":
-        from pwcflow.predictor import FlowPredictor
+        from pwcflow.inference.predictor import FlowPredictor
 
         p = FlowPredictor(common.variant_spec(args.model, "fused"), args.file, input_shape=x.shape)
 
@@ -55,7 +55,7 @@ def child(args: argparse.Namespace) -> Dict[str, object]:
         def run():
             return sess.run("flow_pred:0", {"x_tnsr:0": x})
     else:
-        model = runtimes.load(args.file, probe=False)
+        model = exported.load(args.file, probe=False)
 
         def run():
             return model.run(x)
@@ -97,7 +97,7 @@ def checkpoint(model: str, folder: str) -> str:
                        model.split("-")[0])
     if os.path.exists(os.path.join(ref, "pwcnet.ckpt.index")):
         return os.path.join(ref, "pwcnet.ckpt")
-    from pwcflow.predictor import FlowPredictor
+    from pwcflow.inference.predictor import FlowPredictor
 
     p = FlowPredictor(common.variant_spec(model, "fused"), None, seed=0)
     prefix = p.saver.save(p.sess, os.path.join(folder, "pwcnet.ckpt"), write_meta_graph=False)

@@ -34,7 +34,7 @@ def inputs(batch: int) -> np.ndarray:
     """``batch`` textured Sintel-size pairs (moving by a few px), zero-padded to 448x1024: [B, 2, 448, 1024, 3]."""
     import layouts
 
-    from pwcflow.predictor import pad_to_multiple, to_input
+    from pwcflow.inference.predictor import pad_to_multiple, to_input
 
     pairs = []
     for i in range(batch):
@@ -47,7 +47,7 @@ def inputs(batch: int) -> np.ndarray:
 
 def memory_child(args: argparse.Namespace) -> Dict[str, float]:
     """One variant in this fresh process: RSS once restored, then the process's peak RSS over one forward pass."""
-    from pwcflow.predictor import FlowPredictor
+    from pwcflow.inference.predictor import FlowPredictor
 
     x = inputs(args.batch)
     cfg = common.session_config(args.device, args.threads, args.xla == "on", args.precision == "mixed")
@@ -63,7 +63,7 @@ def memory_child(args: argparse.Namespace) -> Dict[str, float]:
 def measure(args: argparse.Namespace, model: str, ckpt: str, batch: int, precision: str, xla: str,
             fp32_flow: Dict[tuple, np.ndarray]) -> List[dict]:
     """Time both formulations of one configuration in interleaved rounds; one row per formulation."""
-    from pwcflow.predictor import FlowPredictor
+    from pwcflow.inference.predictor import FlowPredictor
 
     x = inputs(batch)
     mixed = precision == "mixed"

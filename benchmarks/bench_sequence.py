@@ -1,4 +1,4 @@
-"""Sequence prediction throughput (``pwcflow.sequence.predict_pairs``): batch 1 vs batch N, with and without
+"""Sequence prediction throughput (``pwcflow.inference.sequence.predict_pairs``): batch 1 vs batch N, with and without
 ``bidirectional``. A generated 12-frame sequence (sm-6-2, random weights, 256x448 by default) is written as
 PNGs; each variant predicts it into a fresh folder (.flo), timed in interleaved rounds; prints pairs/s.
 
@@ -14,11 +14,11 @@ import time
 import common  # noqa: F401 - puts the repo root and tests/ on sys.path
 from layouts import sequence
 
-from pwcflow import frames
 from pwcflow.data import flowio
+from pwcflow.inference import frames
+from pwcflow.inference.predictor import FlowPredictor
+from pwcflow.inference.sequence import Options, predict_pairs
 from pwcflow.model.pwcnet import ModelSpec
-from pwcflow.predictor import FlowPredictor
-from pwcflow.sequence import Options, predict_pairs
 
 
 def main() -> None:

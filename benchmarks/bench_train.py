@@ -35,9 +35,9 @@ class Step:
 
     def __init__(self, args: argparse.Namespace, impl: str, ckpt: str, batch=None, dataset=None):
         """``batch``: fixed numpy (x, y, valid) held in variables, or ``dataset``: a callable making the data set."""
+        from pwcflow.files import checkpoint
         from pwcflow.model import losses
         from pwcflow.model.pwcnet import pwcnet
-        from pwcflow.runtime import checkpoint
         from pwcflow.tf1 import tf
 
         self.graph = tf.Graph()

@@ -61,14 +61,14 @@ class Forward:
     """Both forward graphs (dynamic H, W; batch 1) restored from the same checkpoint."""
 
     def __init__(self, tfo, model: str, ckpt: str, threads: int):
+        from pwcflow.inference.predictor import FlowPredictor
         from pwcflow.model.pwcnet import ModelSpec
-        from pwcflow.predictor import FlowPredictor
 
         self.tfo = tfo.ModelPWCNet(mode="test", options=tfo_options(tfo, model, ckpt))
         lg = model.startswith("lg")
         spec = ModelSpec(name=model, dense=lg, context_all_levels=lg)  # the defaults: formulation "auto"
         self.ours = FlowPredictor(spec, ckpt, common.session_config(threads=threads))
-        from pwcflow.predictor import pad_to_multiple, to_input
+        from pwcflow.inference.predictor import pad_to_multiple, to_input
 
         img1, img2 = frames()
         self.x = pad_to_multiple(to_input(img1, img2)[None], 64, (2, 3))

@@ -159,10 +159,10 @@ def pwcnet_macs(spec, height: int, width: int) -> Dict[str, int]:
 
 def session_config(device: str = "cpu", threads: int = 0, xla: bool = False, mixed: bool = False,
                    training: bool = False, precision: str = "fp32"):
-    """The device profile's ``ConfigProto`` (``pwcflow.runtime.device``) with these switches (0 threads: TF's
+    """The device profile's ``ConfigProto`` (``pwcflow.device.backend``) with these switches (0 threads: TF's
     default)."""
-    from pwcflow.config_device import compose_group
-    from pwcflow.runtime import device as dev_lib
+    from pwcflow.config.compose import compose_group
+    from pwcflow.device import backend as dev_lib
 
     changes = {"xla": xla, "mixed_precision": mixed, "intra_op_threads": threads, "inter_op_threads": threads}
     if device == "cpu":
@@ -173,7 +173,7 @@ def session_config(device: str = "cpu", threads: int = 0, xla: bool = False, mix
 def save_random_weights(model: str, folder: str, seed: int = 0) -> str:
     """Random lg/sm weights (``seed``) saved once as ``folder/<model>/pwcnet.ckpt`` in tfoptflow's variable names,
     so every variant (and tfoptflow itself) restores the same numbers; returns the checkpoint prefix."""
-    from pwcflow.predictor import FlowPredictor
+    from pwcflow.inference.predictor import FlowPredictor
 
     p = FlowPredictor(variant_spec(model, "reference"), None, seed=seed)
     prefix = p.saver.save(p.sess, os.path.join(folder, model, "pwcnet.ckpt"), write_meta_graph=False)

@@ -1,7 +1,6 @@
 """What every entry point shares: Hydra wiring, the ModelArts argv shim, one-line user errors."""
 
 import functools
-import glob
 import os
 import re
 import shutil
@@ -10,38 +9,15 @@ import traceback
 from typing import Callable, Dict, List, Optional
 
 import hydra
-from hydra.core.config_store import ConfigStore
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-from pwcflow import config
+from pwcflow.config import commands
+from pwcflow.config.compose import CONF_DIR, register_experiments
 from pwcflow.errors import UserError
-from pwcflow.runtime import atomic, outputs
-from pwcflow.runtime.obs import is_remote
-
-_PKG = os.path.dirname(os.path.abspath(__file__))
-
-
-def _data_dir(name: str) -> str:
-    """``pwcflow/<name>`` in an installed package (wheel/sdist), else the repository's top-level ``<name>/``."""
-    installed = os.path.join(_PKG, name)
-    return installed if os.path.isdir(installed) else os.path.join(os.path.dirname(_PKG), name)
-
-
-CONF_DIR = _data_dir("conf")
-EXPERIMENTS_DIR = _data_dir("experiments")
-
-
-def register_experiments(folder: str = EXPERIMENTS_DIR) -> List[str]:
-    """Make every ``experiments/NAME.yaml`` the Hydra option ``experiment=NAME`` (no symlink into conf/ needed)."""
-    store, names = ConfigStore.instance(), []
-    for path in sorted(glob.glob(os.path.join(folder, "*.yaml"))):
-        name = os.path.splitext(os.path.basename(path))[0]
-        store.store(group="experiment", name=name, node=OmegaConf.load(path), package="_global_")
-        names.append(name)
-    return names
-
+from pwcflow.files import atomic, preflight
+from pwcflow.storage.obs import is_remote
 
 # ModelArts appends ``--data_url=obs://...`` style flags, which Hydra rejects; map them to keys.
 MODELARTS_FLAGS: Dict[str, str] = {"data_url": "dataset.root", "train_url": "storage.output_url"}
@@ -83,7 +59,7 @@ def modelarts_argv(argv: List[str]) -> List[str]:
 
 
 def require(cfg: object, *keys: str) -> None:
-    """Fail with one line naming the first mandatory key of a typed config (``config.load``) left unset."""
+    """Fail with one line naming the first mandatory key of a typed config (``commands.load``) left unset."""
     for key in keys:
         if getattr(cfg, key) in (None, ""):
             raise UserError("missing required setting: add %s=... to the command line" % key)
@@ -101,15 +77,15 @@ class RunGuard(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
         """Record whether the run dir and its log file exist; check that the run dir can be written."""
-        run_dir = os.path.abspath(str(config.hydra.run.dir))
-        log_file = os.path.join(run_dir, "%s.log" % config.hydra.job.name)
+        run_dir = os.path.abspath(str(commands.hydra.run.dir))
+        log_file = os.path.join(run_dir, "%s.log" % commands.hydra.job.name)
         top = run_dir  # the outermost folder Hydra will create for this run dir (itself if its parent exists)
         while not os.path.exists(os.path.dirname(top)) and os.path.dirname(top) != top:
             top = os.path.dirname(top)
         RunGuard.before = {run_dir: os.path.isdir(run_dir), log_file: os.path.exists(log_file)}
         RunGuard.top = top
         try:
-            outputs.preflight_dir(run_dir, "hydra.run.dir")
+            preflight.preflight_dir(run_dir, "hydra.run.dir")
         except UserError as exc:
             _fail(str(exc))
 
@@ -219,8 +195,8 @@ def precheck(config_name: str, args: List[str]) -> None:
 def entry(config_name: str) -> Callable:
     """Decorate ``fn(cfg)`` into a ``python -m pwcflow.<cmd>`` main with Hydra and clean errors.
 
-    ``fn`` receives the composed config converted and checked by ``config.load`` (a typed dataclass for
-    commands with a schema in ``config.SCHEMAS``); ``main.run(cfg)`` calls ``fn`` on a composed config too.
+    ``fn`` receives the composed config converted and checked by ``commands.load`` (a typed dataclass for
+    commands with a schema in ``commands.SCHEMAS``); ``main.run(cfg)`` calls ``fn`` on a composed config too.
     """
 
     def deco(fn: Callable[[object], object]) -> Callable[[], None]:
@@ -228,7 +204,7 @@ def entry(config_name: str) -> Callable:
         def guarded(cfg: DictConfig):
             remember(cfg)
             try:
-                return fn(config.load(config_name, cfg))
+                return fn(commands.load(config_name, cfg))
             except (UserError, MissingMandatoryValue) as exc:
                 undo_stub()
                 _fail(str(exc))
@@ -247,7 +223,7 @@ def entry(config_name: str) -> Callable:
             precheck(config_name, sys.argv[1:])
             hydra.main(config_path=CONF_DIR, config_name=config_name, version_base="1.3")(guarded)()
 
-        main.run = lambda cfg: fn(config.load(config_name, cfg))
+        main.run = lambda cfg: fn(commands.load(config_name, cfg))
         return main
 
     return deco

@@ -1,7 +1,7 @@
 """``python -m pwcflow.doctor [device=cpu|gpu|npu] [reference=DIR]``: is this machine ready for pwcflow?
 
 Prints the versions that matter (Python, TensorFlow, Hydra, OpenCV, OBS SDK, npu_bridge/CANN), the GPUs
-TensorFlow sees, and runs the compact tfoptflow parity check (``pwcflow/reference``) on the chosen device.
+TensorFlow sees, and runs the compact tfoptflow parity check (``pwcflow/reference``) on the chosen backend.
 Every problem is one ``error: ...`` line on stderr; the exit status is 1 when any check fails.
 """
 
@@ -15,10 +15,10 @@ import tempfile
 from typing import List, Optional, Tuple
 
 from pwcflow import __version__, cli
-from pwcflow.config import DoctorConfig
-from pwcflow.config_device import DeviceConfig
+from pwcflow.config.commands import DoctorConfig
+from pwcflow.config.groups import DeviceConfig
+from pwcflow.device import backend
 from pwcflow.errors import UserError
-from pwcflow.runtime import device
 from pwcflow.tf1 import TF_VERSION
 
 FP32_NPU_MODES = ("force_fp32", "must_keep_origin_dtype", "origin")
@@ -85,7 +85,7 @@ def reduced_precision(dev: DeviceConfig) -> bool:
 def check_device(dev: DeviceConfig) -> List[str]:
     """Problems with the chosen device (no GPU for device=gpu, npu_bridge missing for device=npu)."""
     try:
-        device.prepare(dev)
+        backend.prepare(dev)
     except UserError as exc:
         return [str(exc)]
     gpus = visible_gpus()
@@ -123,7 +123,7 @@ def _check_variant(variant: str, ref: str, tmp: str, tol: float, dev: DeviceConf
     try:
         want = parity.expected(variant, ref)
         prefix = parity.make_checkpoint(variant, os.path.join(tmp, variant))
-        diffs = parity.flow_differences(parity.forward(variant, prefix, ref, device.session_config(dev, None, False)),
+        diffs = parity.flow_differences(parity.forward(variant, prefix, ref, backend.session_config(dev, None, False)),
                                         want)
     except UserError as exc:
         return ["%s-6-2: %s" % (variant, exc)]

@@ -30,14 +30,18 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from pwcflow import cli, config, report, submission
+from pwcflow import cli
+from pwcflow.config import commands
 from pwcflow.data import datasets, flowio, pipeline
 from pwcflow.data.datasets import DatasetSpec, Sample
+from pwcflow.device import backend
 from pwcflow.errors import UserError
-from pwcflow.metrics import FlowMetrics
-from pwcflow.predictor import FlowPredictor
-from pwcflow.runtime import atomic, checkpoint, device, outputs, storage, summaries
-from pwcflow.runtime.checkpoint import step_of  # noqa: F401 (re-exported: the one owner is checkpoint)
+from pwcflow.evaluation import report, submission
+from pwcflow.evaluation.metrics import FlowMetrics
+from pwcflow.files import atomic, checkpoint, preflight, tensorboard
+from pwcflow.files.checkpoint import step_of  # noqa: F401 (re-exported: the one owner is checkpoint)
+from pwcflow.inference.predictor import FlowPredictor
+from pwcflow.storage import cache
 
 log = logging.getLogger("pwcflow.eval")
 
@@ -155,7 +159,7 @@ def log_tensorboard(logdir: str, summary: Dict, step: int) -> None:
     values.update(("outliers_%s" % k, v) for k, v in summary["outliers"].items())
     values.update(("scene/%s" % k, v) for k, v in summary["per_scene"].items())
     values.update((k, summary.get(k)) for k in ("fl_all", "epe_matched", "epe_unmatched"))
-    board = summaries.Board(logdir)
+    board = tensorboard.Board(logdir)
     board.scalars(step, {tag + k: v for k, v in values.items() if v is not None})
     board.close()
 
@@ -188,7 +192,7 @@ def _flow_sub(ds: DatasetSpec, split: str) -> str:
     return "submission" if ds.kind == "kitti2015" and split == "test" else "flow"
 
 
-def _options(cfg: config.EvalConfig, ds: DatasetSpec, split: str, stage: str, flo_dir: Optional[str]) -> Options:
+def _options(cfg: commands.EvalConfig, ds: DatasetSpec, split: str, stage: str, flo_dir: Optional[str]) -> Options:
     """``Options`` writing into the staging folder (an explicit ``flo_dir`` is written in place)."""
     write_flo = (split == "test") if cfg.flo is None else cfg.flo
     kitti_test = _flow_sub(ds, split) == "submission"
@@ -211,22 +215,22 @@ def _write_results(folder: str, summary: Dict, outcome: Outcome, prefix: str) ->
 
 
 @cli.entry("eval")
-def main(cfg: config.EvalConfig) -> None:
+def main(cfg: commands.EvalConfig) -> None:
     """Evaluate a checkpoint on a data set split (or export test-set flows)."""
     spec, ds = cfg.model, cfg.dataset
     if ds.root:
-        ds = replace(ds, root=storage.localize(str(ds.root), cfg.storage, "dataset"))
+        ds = replace(ds, root=cache.localize(str(ds.root), cfg.storage, "dataset"))
     split = cfg.split or ds.eval_split
     if split not in ROLES:
         raise UserError("bad setting split=%s: must be one of %s" % (split, ", ".join(ROLES)))
-    run_dir = outputs.preflight_dir(_run_dir(cfg.out), "out")
-    flo_dir = outputs.preflight_dir(cfg.flo_dir, "flo_dir") if cfg.flo_dir else None
+    run_dir = preflight.preflight_dir(_run_dir(cfg.out), "out")
+    flo_dir = preflight.preflight_dir(cfg.flo_dir, "flo_dir") if cfg.flo_dir else None
     samples = datasets.build(ds, split)
-    prefix = checkpoint.resolve(storage.localize(cfg.ckpt, cfg.storage, "checkpoint"))
+    prefix = checkpoint.resolve(cache.localize(cfg.ckpt, cfg.storage, "checkpoint"))
     log.info("evaluating %s (%s) on %s split %s (%s): %d pairs", prefix, spec.name, ds.name, split, ROLES[split],
              len(samples))
-    device.prepare(cfg.device)
-    predictor = FlowPredictor(spec, prefix, device.session_config(cfg.device, training=False))
+    backend.prepare(cfg.device)
+    predictor = FlowPredictor(spec, prefix, backend.session_config(cfg.device, training=False))
     # the result folder appears complete or not at all: built in a temp sibling, metrics.json moved in last
     with atomic.atomic_dir(run_dir, last="metrics.json") as stage:
         opts = _options(cfg, ds, split, stage, flo_dir)
@@ -245,7 +249,7 @@ def main(cfg: config.EvalConfig) -> None:
         _submit(cfg, ds, split, summary["flo_dir"], run_dir)
 
 
-def _submit(cfg: config.EvalConfig, ds: DatasetSpec, split: str, flo_dir: str, run_dir: str) -> None:
+def _submit(cfg: commands.EvalConfig, ds: DatasetSpec, split: str, flo_dir: str, run_dir: str) -> None:
     """KITTI test: zip the PNG tree. Sintel test: run the bundler (``bundler=PATH``) or print its command."""
     if split != "test":
         return

@@ -20,7 +20,7 @@ Fixed input size: PWC-Net needs height and width that are multiples of 64. Choos
 - ``batch`` fixes the batch size (Ascend wants static shapes). ``batch``, ``height`` or ``width``
   = null leaves that dimension dynamic (fine for TF/GPU serving; ATC then needs ``--input_shape``).
 
-``onnx``, ``tflite`` and ``tftrt`` are in ``pwcflow.export_formats``. Every export is checked before it is
+``onnx``, ``tflite`` and ``tftrt`` are in ``pwcflow.deploy.formats``. Every export is checked before it is
 kept: its own runtime runs it on a generated pair and the max px difference from the checkpoint's session
 goes into the JSON and the log; over ``tolerance`` nothing is written.
 
@@ -34,19 +34,23 @@ import logging
 import os
 from typing import List, Optional, Tuple
 
-from pwcflow import cli, config, export_formats, runtimes
+from pwcflow import cli
+from pwcflow.config import commands
+from pwcflow.deploy import exported, formats
+from pwcflow.device import backend
 from pwcflow.errors import UserError
+from pwcflow.files import atomic, checkpoint, preflight
+from pwcflow.files.atomic import atomic_write_bytes
+from pwcflow.inference.predictor import FlowPredictor
 from pwcflow.model import tuning
 from pwcflow.model.pwcnet import ModelSpec
-from pwcflow.predictor import FlowPredictor
-from pwcflow.runtime import atomic, checkpoint, device, outputs, storage
-from pwcflow.runtime.atomic import atomic_write_bytes
+from pwcflow.storage import cache
 from pwcflow.tf1 import tf
 
 log = logging.getLogger("pwcflow.export")
 
-INPUT_NAME = export_formats.INPUT_NAME
-OUTPUT_NAME = export_formats.OUTPUT_NAME
+INPUT_NAME = formats.INPUT_NAME
+OUTPUT_NAME = formats.OUTPUT_NAME
 FORMATS = ("pb", "savedmodel", "onnx", "tflite", "tftrt")
 
 
@@ -138,45 +142,45 @@ def atc_command(pb_name: str, shape: List[Optional[int]], stem: str) -> Tuple[st
     return cmd, note
 
 
-def _write_checked(cfg: config.ExportConfig, fmt: str, predictor: FlowPredictor, path: str, shape) -> dict:
-    """Write ``fmt`` to ``path`` through ``export_formats.write_checked`` (session output as the reference)."""
-    x = runtimes.sample_input(shape)
+def _write_checked(cfg: commands.ExportConfig, fmt: str, predictor: FlowPredictor, path: str, shape) -> dict:
+    """Write ``fmt`` to ``path`` through ``formats.write_checked`` (session output as the reference)."""
+    x = exported.sample_input(shape)
     want = predictor.sess.run(predictor.output, {predictor.x: x})
     opts = {"onnx": {"opset": int(cfg.opset)}, "tflite": {"fp16": bool(cfg.fp16)}, "tftrt": {"batch": shape[0]}}
     if fmt in ("pb", "savedmodel"):
         write = functools.partial(write_pb if fmt == "pb" else write_savedmodel, predictor)
     else:
-        write = functools.partial(getattr(export_formats, "write_" + fmt), freeze(predictor), **opts[fmt])
+        write = functools.partial(getattr(formats, "write_" + fmt), freeze(predictor), **opts[fmt])
     tol = cfg.tolerance
     if tol is None:
-        tol = export_formats.FP16_TOLERANCE if fmt == "tflite" and cfg.fp16 else export_formats.TOLERANCE
+        tol = formats.FP16_TOLERANCE if fmt == "tflite" and cfg.fp16 else formats.TOLERANCE
     try:
         tol = float(tol)
     except (TypeError, ValueError):
         raise UserError("bad setting tolerance=%s: must be a number (px)" % tol)
-    record = export_formats.write_checked(fmt, write, path, x, want, tol)
+    record = formats.write_checked(fmt, write, path, x, want, tol)
     record.update({k: v for k, v in opts.get(fmt, {}).items() if k != "batch"})
     return record
 
 
 @cli.entry("export")
-def main(cfg: config.ExportConfig) -> None:
+def main(cfg: commands.ExportConfig) -> None:
     """Export a checkpoint (pb, SavedModel, ONNX, TFLite or TF-TRT) with a fixed input shape, checked before kept."""
     fmt = cfg.format
     if fmt not in FORMATS:
         raise UserError("bad setting format=%s: must be one of %s" % (fmt, ", ".join(FORMATS)))
     spec = cfg.model
     shape = input_shape(cfg.batch, cfg.height, cfg.width, spec.multiple)
-    device.prepare(cfg.device)
-    prefix = checkpoint.resolve(storage.localize(cfg.ckpt, cfg.storage, "checkpoint"))
+    backend.prepare(cfg.device)
+    prefix = checkpoint.resolve(cache.localize(cfg.ckpt, cfg.storage, "checkpoint"))
     weights = sum(os.path.getsize(f) for f in glob.glob(prefix + ".data-*"))
-    out_dir = outputs.preflight_dir(_run_dir(cfg.out), "out", need=weights + (1 << 20))
+    out_dir = preflight.preflight_dir(_run_dir(cfg.out), "out", need=weights + (1 << 20))
     atomic.remove_stale(out_dir)
     stem = "pwcnet_%s_%s" % (spec.name, "x".join("N" if d is None else str(d) for d in shape[:1] + shape[2:4]))
-    path = os.path.join(out_dir, stem + export_formats.SUFFIX[fmt])
+    path = os.path.join(out_dir, stem + formats.SUFFIX[fmt])
     if fmt == "savedmodel" and os.path.exists(path):
         raise UserError("export directory already exists: %s (choose another out=)" % path)
-    predictor = build_portable(spec, prefix, shape, device.session_config(cfg.device, training=False))
+    predictor = build_portable(spec, prefix, shape, backend.session_config(cfg.device, training=False))
     try:
         check = _write_checked(cfg, fmt, predictor, path, shape)
     finally:

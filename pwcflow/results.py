@@ -22,7 +22,7 @@ import yaml
 from pwcflow.cli import unexpected
 from pwcflow.data import flowio
 from pwcflow.errors import UserError
-from pwcflow.runtime import atomic, outputs
+from pwcflow.files import atomic, preflight
 
 COLUMNS = ("run", "kind", "model", "dataset", "split", "step", "epe", "fl_all", "epe_matched", "epe_unmatched",
            "best_epe", "seed_epe", "paper_epe")
@@ -174,7 +174,7 @@ def collect(paths: List[str], out: str) -> List[Dict[str, object]]:
     if not runs:
         raise UserError("no metrics.json found under %s" % ", ".join(paths))
     rows = [summarize(r) for r in runs]
-    out = outputs.preflight_dir(out, "--out")
+    out = preflight.preflight_dir(out, "--out")
     # all three files or none: a failure leaves an older report as it was
     atomic.atomic_files([(os.path.join(out, "results.md"), lambda tmp: _write_text(tmp, markdown(rows, out))),
                           (os.path.join(out, "results.csv"), lambda tmp: _write_csv(tmp, rows)),

@@ -10,8 +10,14 @@ ROOT = Path(__file__).resolve().parents[1]
 REF = Path(os.environ.get("PWCFLOW_TFOPTFLOW_REF", ROOT.parent / "shared" / "tfoptflow-ref"))
 SPEC = ROOT / "pwcflow" / "reference"  # tfoptflow's variable lists ship with the package (were shared/spec)
 
+# the smallest training run the CLI tests share
+TINY = ["model=sm-6-2", "dataset.train_size=24", "dataset.val_size=3", "dataset.size=[64,128]",
+        "train.crop=[64,128]", "train.batch_size=2", "train.display_interval=2", "train.val_pairs=3",
+        "train.train_eval_pairs=2", "train.image_interval=4"]
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from support.npu_bridge import fake_npu_bridge  # noqa: E402,F401 (the stand-in npu_bridge, a fixture for every test)
 
 
 @pytest.fixture(scope="session")
@@ -51,9 +57,9 @@ def error_line(proc) -> str:
 
 def random_checkpoint(folder, seed: int, step: int = 1):
     """A randomly initialised sm-6-2 checkpoint saved into ``folder`` (atomically, as training does)."""
+    from pwcflow.files import checkpoint
+    from pwcflow.inference.predictor import FlowPredictor
     from pwcflow.model.spec import ModelSpec
-    from pwcflow.predictor import FlowPredictor
-    from pwcflow.runtime import checkpoint
 
     p = FlowPredictor(ModelSpec(name="sm-6-2", dense=False, context_all_levels=False), None, seed=seed)
     try:
@@ -65,7 +71,7 @@ def random_checkpoint(folder, seed: int, step: int = 1):
 
 def session_flow(spec, ckpt, x):
     """The checkpoint's flow for the batch ``x`` through a TensorFlow session (the reference for exports)."""
-    from pwcflow.predictor import FlowPredictor
+    from pwcflow.inference.predictor import FlowPredictor
 
     p = FlowPredictor(spec, str(ckpt))
     try:

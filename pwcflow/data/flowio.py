@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from pwcflow.errors import UserError
-from pwcflow.runtime.atomic import atomic_file
+from pwcflow.files.atomic import atomic_file
 
 FLO_TAG = 202021.25
 UNKNOWN_FLOW_THRESH = 1e9

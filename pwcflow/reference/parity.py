@@ -11,11 +11,11 @@ import numpy as np
 
 from pwcflow.data import flowio
 from pwcflow.errors import UserError
+from pwcflow.files import checkpoint
+from pwcflow.inference.predictor import FlowPredictor, pad_to_multiple, to_input
 from pwcflow.model import losses
 from pwcflow.model.pwcnet import ModelSpec, pwcnet
-from pwcflow.predictor import FlowPredictor, pad_to_multiple, to_input
 from pwcflow.reference import REF_DIR, recipe
-from pwcflow.runtime import checkpoint
 from pwcflow.tf1 import tf
 
 SPECS = {"sm": ModelSpec("sm-6-2", dense=False, context_all_levels=False),

@@ -1,0 +1,90 @@
+"""What every command writes: checked before the work starts, then written whole or not at all.
+
+- ``preflight_file`` / ``preflight_dir``: the place is writable (a real probe, so read-only mounts and
+  full disks show up even for root), a folder is not where a file is needed and vice versa, the
+  extension is one the writer knows, and there is room for what is known to be needed.
+
+Writing itself (whole or not at all) is ``pwcflow.files.atomic``'s job.
+"""
+
+import contextlib
+import os
+from typing import Optional, Sequence
+
+from pwcflow.errors import UserError
+from pwcflow.files.atomic import TMP_PREFIX as TMP
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".ppm", ".bmp")
+
+
+def os_error(exc: OSError, path: str) -> UserError:
+    """``cannot write PATH: No space left on device`` (the OS's reason, one line)."""
+    return UserError("cannot write %s: %s" % (path, exc.strerror or exc))
+
+
+def _existing_ancestor(path: str) -> str:
+    path = os.path.abspath(path)
+    while not os.path.lexists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return path
+
+
+def free_bytes(path: str) -> Optional[int]:
+    """Free bytes on the file system that ``path`` (or its nearest existing ancestor) is on, if known."""
+    try:
+        st = os.statvfs(_existing_ancestor(path))
+    except (OSError, AttributeError):
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+def _probe(folder: str, key: str, need: int, target: str) -> None:
+    """Create, fill and delete a temp file in ``folder``: fails on read-only mounts and full disks."""
+    tmp = os.path.join(folder, "%sprobe-%d" % (TMP, os.getpid()))
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(b"\0" * 4096)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        raise UserError("bad setting %s=%s: cannot write in %s: %s" % (key, target, folder, exc.strerror or exc))
+    finally:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+    free = free_bytes(folder)
+    if need and free is not None and free < need:
+        raise UserError("bad setting %s=%s: not enough space in %s (%.1f MB free, about %.1f MB needed)"
+                        % (key, target, folder, free / 1e6, need / 1e6))
+
+
+def _check_parent(path: str, key: str, need: int) -> None:
+    anc = _existing_ancestor(os.path.dirname(os.path.abspath(path)))
+    if not os.path.isdir(anc):
+        raise UserError("bad setting %s=%s: %s is a file, not a folder" % (key, path, anc))
+    _probe(anc, key, need, path)
+
+
+def preflight_file(path: str, key: str, exts: Sequence[str] = (), need: int = 0) -> str:
+    """Check that the file ``path`` (setting ``key``) can be written; return it absolute."""
+    path = os.path.abspath(os.path.expanduser(str(path)))
+    if os.path.isdir(path):
+        raise UserError("bad setting %s=%s: is a folder, a file path is needed" % (key, path))
+    if exts and os.path.splitext(path)[1].lower() not in exts:
+        raise UserError("bad setting %s=%s: the file name must end with %s" % (key, path, " or ".join(exts)))
+    _check_parent(path, key, need)
+    return path
+
+
+def preflight_dir(path: str, key: str, need: int = 0) -> str:
+    """Check that the folder ``path`` (setting ``key``) can be created or written into; return it absolute."""
+    path = os.path.abspath(os.path.expanduser(str(path)))
+    if os.path.lexists(path) and not os.path.isdir(path):
+        raise UserError("bad setting %s=%s: is a file, a folder is needed" % (key, path))
+    if os.path.isdir(path):
+        _probe(path, key, need, path)
+    else:
+        _check_parent(path, key, need)
+    return path

@@ -1,0 +1,79 @@
+"""Test-time PWC-Net as tfoptflow runs it: pad to a multiple of 64, predict, crop back.
+
+``FlowPredictor`` builds the graph once and reuses it for every call (any image size).
+"""
+
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from pwcflow.files import checkpoint
+from pwcflow.model.pwcnet import ModelSpec, pwcnet
+from pwcflow.tf1 import tf
+
+
+def to_input(img1: np.ndarray, img2: np.ndarray) -> np.ndarray:
+    """Two RGB uint8 frames (H, W, 3) -> float32 [2, H, W, 3] in [0, 1] (no mean subtraction)."""
+    return np.stack([img1, img2]).astype(np.float32) / 255.0
+
+
+def pad_to_multiple(x: np.ndarray, multiple: int, axes: Tuple[int, int]) -> np.ndarray:
+    """Zero-pad at the bottom and right only, up to the next multiple (tfoptflow's adapt_x)."""
+    pad = [(0, 0)] * x.ndim
+    for ax in axes:
+        pad[ax] = (0, (-x.shape[ax]) % multiple)
+    return np.pad(x, pad, mode="constant") if any(p[1] for p in pad) else x
+
+
+def predict_padded(sess: tf.Session, x_tensor: tf.Tensor, fetches: List[tf.Tensor], pairs: np.ndarray,
+                   multiple: int) -> List[np.ndarray]:
+    """The one pad-predict-crop path: zero-pad ``pairs`` [B, 2, H, W, 3] bottom/right to ``multiple``, run
+    ``fetches`` (the first is the full-resolution flow), crop that flow back to H x W; the rest as computed."""
+    h, w = pairs.shape[2:4]
+    out = sess.run(fetches, {x_tensor: pad_to_multiple(pairs, multiple, (2, 3))})
+    return [out[0][:, :h, :w]] + list(out[1:])
+
+
+class FlowPredictor:
+    """A restored PWC-Net in its own graph and session, reused across calls."""
+
+    def __init__(self, spec: ModelSpec, ckpt: Optional[str], session_config: Optional[tf.ConfigProto] = None,
+                 seed: Optional[int] = None, input_shape: Optional[Sequence[Optional[int]]] = None,
+                 finalize: bool = True):
+        """``input_shape`` fixes the ``x_tnsr`` placeholder's shape (default [None, 2, None, None, 3]);
+        ``finalize=False`` leaves the graph open for more ops (used by ``pwcflow.export``)."""
+        self.spec = spec
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            if seed is not None:
+                tf.set_random_seed(seed)
+            shape = list(input_shape) if input_shape is not None else [None, 2, None, None, 3]
+            self.x = tf.placeholder(tf.float32, shape, name="x_tnsr")
+            self.flow, self.pyramid = pwcnet(self.x, spec)
+            self.variables = checkpoint.model_variables()
+            self.saver = tf.train.Saver(var_list={v.op.name: v for v in self.variables}, max_to_keep=None)
+            self.sess = tf.Session(graph=self.graph, config=session_config)
+            if ckpt is None:
+                self.sess.run(tf.variables_initializer(self.variables))
+            else:
+                checkpoint.restore(self.sess, checkpoint.resolve(ckpt), self.variables, spec.name)
+        if finalize:
+            self.graph.finalize()
+
+    def predict_batch(self, pairs: np.ndarray, with_pyramid: bool = False):
+        """Flow for a batch [B, 2, H, W, 3] float32 of any H, W; returns [B, H, W, 2] (and pyramid)."""
+        fetches = [self.flow] + (list(self.pyramid) if with_pyramid else [])
+        out = predict_padded(self.sess, self.x, fetches, pairs, self.spec.multiple)
+        return (out[0], out[1:]) if with_pyramid else out[0]
+
+    def predict(self, img1: np.ndarray, img2: np.ndarray) -> np.ndarray:
+        """Flow (H, W, 2) from two RGB uint8 frames of equal size."""
+        return self.predict_batch(to_input(img1, img2)[None])[0]
+
+    def predict_many(self, pairs: Sequence[Tuple[np.ndarray, np.ndarray]]) -> List[np.ndarray]:
+        """Flows for same-sized frame pairs in one batch."""
+        return list(self.predict_batch(np.stack([to_input(a, b) for a, b in pairs])))
+
+    def close(self) -> None:
+        """Release the session."""
+        self.sess.close()

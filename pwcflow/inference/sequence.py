@@ -1,0 +1,251 @@
+"""``python -m pwcflow.predict ckpt=PATH input=<folder | glob | video | list.txt> out=DIR``: flow for a sequence.
+
+Every pair (see ``pwcflow.inference.frames``) goes through one restored graph; consecutive pairs of the same size share
+a batch of ``batch``. For the pair whose first frame is ``<stem>.<ext>`` it writes, each file atomically:
+
+- ``<out>/<stem>.flo`` (``format=flo``), ``.png`` (``format=png16``, KITTI's 16-bit encoding) or ``.npy``;
+- with ``bidirectional=true``: ``backward/<stem>.<fmt>`` (flow frame 2 -> 1), ``occlusion/<stem>.png``
+  (255 = occluded, forward-backward check of ``pwcflow.inference.consistency``) and ``confidence/<stem>.png`` (0-255);
+- with ``viz=true`` (or ``video``): ``viz/<stem>.png`` colour pictures with ONE colour scale for the whole
+  sequence (``max_flow``, else the largest |flow| over the sequence, saved in ``viz/scale.json``);
+- with ``video=true`` (or ``video=PATH``): ``<out>/flow.mp4``, the colour pictures as an MP4 (mp4v).
+
+A rerun skips the pairs whose outputs all exist (resume after a crash). An unreadable frame stops the run
+with one ``error:`` line naming it; what was finished stays.
+"""
+
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from typing import Callable, Iterable, List, Optional, Tuple
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from pwcflow.config import commands
+from pwcflow.data import flowio, viz
+from pwcflow.device import backend
+from pwcflow.errors import UserError
+from pwcflow.files import atomic, checkpoint
+from pwcflow.inference import consistency, frames
+from pwcflow.inference.frames import Pair
+from pwcflow.inference.predictor import FlowPredictor, to_input
+from pwcflow.storage import cache
+
+log = logging.getLogger("pwcflow.predict")
+
+FORMATS = {"flo": ".flo", "png16": ".png", "npy": ".npy"}
+
+
+@dataclass
+class Options:
+    """What a sequence run writes, and how."""
+
+    out: str
+    fmt: str = "flo"
+    batch: int = 4
+    bidirectional: bool = False
+    alpha1: float = consistency.ALPHA1
+    alpha2: float = consistency.ALPHA2
+    viz: bool = False
+    max_flow: Optional[float] = None
+    video: Optional[str] = None  # MP4 path
+    fps: float = 10.0
+    progress: bool = True
+
+
+def flow_path(opts: Options, stem: str, sub: str = "") -> str:
+    """``<out>[/<sub>]/<stem>.<format ext>``."""
+    return os.path.join(opts.out, sub, stem + FORMATS[opts.fmt])
+
+
+def outputs(opts: Options, stem: str) -> List[str]:
+    """The files a finished pair has (pictures excepted: they are redrawn when the scale changes)."""
+    files = [flow_path(opts, stem)]
+    if opts.bidirectional:
+        files += [flow_path(opts, stem, "backward"), os.path.join(opts.out, "occlusion", stem + ".png"),
+                  os.path.join(opts.out, "confidence", stem + ".png")]
+    return files
+
+
+def write_flow(path: str, flow: np.ndarray, fmt: str) -> None:
+    """One flow in ``fmt`` (flo | png16 | npy), atomically."""
+    if fmt == "png16":
+        flowio.write_kitti_flow(path, flow)
+    elif fmt == "npy":
+        flowio.write_npy(path, flow.astype(np.float32))
+    else:
+        flowio.write_flo(path, flow)
+
+
+def read_flow(path: str, fmt: str) -> np.ndarray:
+    """Read back a flow written by ``write_flow``."""
+    if fmt == "png16":
+        return flowio.read_kitti_flow(path)[0]
+    if fmt == "npy":
+        return np.load(path)
+    return flowio.read_flo(path)
+
+
+class Progress:
+    """A tqdm bar on a terminal; otherwise a plain log line every ~10 % (no carriage returns in log files)."""
+
+    def __init__(self, total: int, done: int, enabled: bool):
+        self.total, self.n, self.enabled = total, done, enabled
+        self.tty = enabled and sys.stderr.isatty()
+        self.bar = tqdm(total=total, initial=done, unit="pair", dynamic_ncols=True) if self.tty else None
+        self.step, self.next = max(1, total // 10), done
+
+    def update(self, n: int) -> None:
+        self.n += n
+        if self.bar is not None:
+            self.bar.update(n)
+        elif self.enabled and (self.n >= self.next or self.n == self.total):
+            print("predict: %d/%d pairs" % (self.n, self.total), file=sys.stderr, flush=True)
+            self.next = self.n + self.step
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _batches(pairs: Iterable[Pair], reader: frames.FrameReader, size: int,
+             flush: Callable[[List[Tuple[Pair, np.ndarray, np.ndarray]]], None]) -> None:
+    """Group consecutive same-sized pairs by ``size`` and hand each group to ``flush``; on an unreadable
+    frame, flush what was read first so that finished pairs are kept, then re-raise."""
+    group = []  # type: List[Tuple[Pair, np.ndarray, np.ndarray]]
+    try:
+        for p in pairs:
+            a, b = reader.pair(p)
+            if group and (len(group) == size or group[0][1].shape != a.shape):
+                full, group = group, []
+                flush(full)
+            group.append((p, a, b))
+    finally:
+        if group:
+            flush(group)
+
+
+def predict_pairs(predictor: FlowPredictor, pairs: List[Pair], reader: frames.FrameReader,
+                  opts: Options) -> Tuple[int, int]:
+    """Predict and write every pair whose outputs are missing; returns (pairs predicted, pairs skipped)."""
+    todo = [p for p in pairs if not all(os.path.isfile(f) for f in outputs(opts, p.stem))]
+    progress = Progress(len(pairs), len(pairs) - len(todo), opts.progress)
+    done = [0]
+
+    def flush(group: List[Tuple[Pair, np.ndarray, np.ndarray]]) -> None:
+        x = [to_input(a, b) for _, a, b in group]
+        if opts.bidirectional:
+            x += [to_input(b, a) for _, a, b in group]
+        flows = predictor.predict_batch(np.stack(x))
+        for i, (p, _, _) in enumerate(group):
+            _write_pair(opts, p.stem, flows[i], flows[len(group) + i] if opts.bidirectional else None)
+        done[0] += len(group)
+        progress.update(len(group))
+
+    try:
+        _batches(todo, reader, opts.batch, flush)
+    finally:
+        progress.close()
+    return done[0], len(pairs) - len(todo)
+
+
+def _write_pair(opts: Options, stem: str, forward: np.ndarray, backward: Optional[np.ndarray]) -> None:
+    """The pair's outputs; the forward flow last, so that its presence means the pair is complete."""
+    if backward is not None:
+        occluded, conf = consistency.occlusion(forward, backward, opts.alpha1, opts.alpha2)
+        write_flow(flow_path(opts, stem, "backward"), backward, opts.fmt)
+        flowio.write_gray(os.path.join(opts.out, "occlusion", stem + ".png"), occluded.astype(np.uint8) * 255)
+        flowio.write_gray(os.path.join(opts.out, "confidence", stem + ".png"),
+                          np.clip(conf * 255.0 + 0.5, 0, 255).astype(np.uint8))
+    write_flow(flow_path(opts, stem), forward, opts.fmt)
+
+
+def sequence_scale(opts: Options, stems: List[str]) -> float:
+    """The colour-wheel radius for the whole sequence: ``max_flow``, else the largest |flow| of any pair."""
+    if opts.max_flow:
+        return float(opts.max_flow)
+    biggest = 0.0
+    for stem in stems:
+        flow = read_flow(flow_path(opts, stem), opts.fmt).astype(np.float64)
+        biggest = max(biggest, float(np.sqrt((flow ** 2).sum(-1)).max()))
+    return max(biggest, 1e-5)
+
+
+def write_pictures(opts: Options, stems: List[str]) -> Tuple[float, List[str]]:
+    """``viz/<stem>.png`` for every pair with one scale; pictures drawn at another scale are redrawn."""
+    scale = sequence_scale(opts, stems)
+    folder = os.path.join(opts.out, "viz")
+    record = os.path.join(folder, "scale.json")
+    same = False
+    if os.path.isfile(record):
+        with open(record) as fh:
+            same = json.load(fh).get("max_flow") == scale
+    paths = []
+    for stem in stems:
+        path = os.path.join(folder, stem + ".png")
+        if not (same and os.path.isfile(path)):
+            flowio.write_image(path, viz.flow_to_color(read_flow(flow_path(opts, stem), opts.fmt), scale))
+        paths.append(path)
+    checkpoint.write_json_atomic(record, {"max_flow": scale})
+    return scale, paths
+
+
+def write_video(path: str, pictures: List[str], fps: float) -> None:
+    """The colour pictures as an MP4 (OpenCV, mp4v), written to a temp file and renamed."""
+    first = flowio.read_image(pictures[0])
+    size = (first.shape[1], first.shape[0])
+    tmp = atomic.temp_sibling(path)
+    writer = cv2.VideoWriter(tmp + ".mp4", cv2.VideoWriter_fourcc(*"mp4v"), float(fps), size)
+    try:
+        if not writer.isOpened():
+            raise UserError("cannot write video (no mp4v encoder in this OpenCV?): %s" % path)
+        for pic in pictures:
+            img = flowio.read_image(pic)
+            if img.shape[:2] != first.shape[:2]:
+                img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+            writer.write(np.ascontiguousarray(img[:, :, ::-1]))
+        writer.release()
+        os.replace(tmp + ".mp4", path)
+    finally:
+        writer.release()
+        if os.path.exists(tmp + ".mp4"):
+            os.remove(tmp + ".mp4")
+
+
+def options_from_config(cfg: commands.PredictConfig, video_in: Optional[str]) -> Options:
+    """``Options`` from predict's typed config (format, batch and ranges were checked at compose time)."""
+    out = os.path.abspath(cfg.out)
+    if os.path.isfile(out):
+        raise UserError("out must be a folder for input=..., but it is a file: %s" % out)
+    video = cfg.video
+    video = os.path.join(out, "flow.mp4") if video is True else (os.path.abspath(str(video)) if video else None)
+    fps = cfg.fps or (frames.VideoReader(video_in).fps() if video_in else 0.0) or 10.0
+    return Options(out=out, fmt=cfg.format, batch=cfg.batch, bidirectional=cfg.bidirectional,
+                   alpha1=cfg.consistency.alpha1, alpha2=cfg.consistency.alpha2,
+                   viz=bool(cfg.viz) or bool(video), max_flow=cfg.max_flow, video=video, fps=float(fps),
+                   progress=cfg.progress)
+
+
+def run(cfg: commands.PredictConfig) -> None:
+    """The sequence form of ``pwcflow.predict`` (``input=`` set)."""
+    pairs, video_in = frames.discover(cfg.input)
+    opts = options_from_config(cfg, video_in)
+    spec = cfg.model
+    backend.prepare(cfg.device)
+    prefix = checkpoint.resolve(cache.localize(cfg.ckpt, cfg.storage, "checkpoint"))
+    predictor = FlowPredictor(spec, prefix, backend.session_config(cfg.device, training=False))
+    try:
+        predicted, skipped = predict_pairs(predictor, pairs, frames.FrameReader(video_in), opts)
+    finally:
+        predictor.close()
+    log.info("%d pairs: %d predicted, %d already done -> %s", len(pairs), predicted, skipped, opts.out)
+    if opts.viz:
+        scale, pictures = write_pictures(opts, [p.stem for p in pairs])
+        log.info("colour pictures in %s (one scale for the sequence: %.2f px)", os.path.join(opts.out, "viz"), scale)
+        if opts.video:
+            write_video(opts.video, pictures, opts.fps)
+            log.info("wrote %s", opts.video)

@@ -1,0 +1,209 @@
+"""The training run: ``prepare`` (checks before any graph is built) and the ``Trainer`` loop: step, display,
+pictures, save, validate, SIGTERM/Ctrl-C."""
+
+import dataclasses
+import logging
+import os
+import signal
+import sys
+import time
+from typing import List, Optional, Tuple
+
+import numpy as np
+from tqdm import tqdm
+
+from pwcflow.config import commands
+from pwcflow.data import datasets, pipeline, viz
+from pwcflow.device import backend, distribute
+from pwcflow.errors import UserError
+from pwcflow.files import checkpoint
+from pwcflow.files.tensorboard import Board, emit, interactive, status_line
+from pwcflow.inference.predictor import predict_padded
+from pwcflow.model.pwcnet import ModelSpec
+from pwcflow.storage import cache, obs, runsync
+from pwcflow.tf1 import tf
+from pwcflow.training.graph import TrainGraph
+from pwcflow.training.resume import CheckpointPolicy
+from pwcflow.training.validation import Validation, score
+
+log = logging.getLogger("pwcflow.train")
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What ``prepare`` found: the typed config, the (local) data set and its training/validation pairs."""
+
+    cfg: commands.TrainConfig
+    ds: datasets.DatasetSpec
+    train: List[datasets.Sample]
+    val: List[datasets.Sample]
+
+
+def prepare(cfg: commands.TrainConfig) -> Plan:
+    """Check the device and the data set (the config was checked at compose time) before any graph is built."""
+    backend.prepare(cfg.device)
+    ds_spec = cfg.dataset
+    if ds_spec.root and obs.is_remote(ds_spec.root):
+        ds_spec = dataclasses.replace(ds_spec, root=cache.localize(ds_spec.root, cfg.storage, "dataset"))
+    train_samples = datasets.build(ds_spec, "train")
+    if not train_samples:
+        raise UserError("data set %s has no training pairs" % ds_spec.name)
+    h, w = train_samples[0].load()[0].shape[:2]
+    crop = cfg.train.crop
+    if crop[0] > h or crop[1] > w:
+        raise UserError("bad setting train.crop: %dx%d (h x w) is larger than the %dx%d frames of %s"
+                        % (crop[0], crop[1], h, w, train_samples[0].where))
+    return Plan(cfg, ds_spec, train_samples, _split_or_empty(ds_spec, "val"))
+
+
+def _split_or_empty(ds_spec, split: str) -> List[datasets.Sample]:
+    try:
+        return datasets.build(ds_spec, split)
+    except datasets.EmptySplit:
+        return []
+
+
+class Trainer:
+    """One training run: graph, session and loop; validation and checkpoint policy are their own units."""
+
+    def __init__(self, plan: Plan, run_dir: str):
+        cfg = plan.cfg
+        self.cfg, self.plan, self.run_dir = cfg, plan, run_dir
+        self.spec: ModelSpec = cfg.model
+        self._stop = False
+        self.engine = distribute.create(cfg.device)
+        sync = runsync.run_sync(cfg.storage, run_dir)
+        self.policy = CheckpointPolicy(run_dir, cfg.train.keep_checkpoints, self.engine.is_chief, sync, cfg.resume)
+        self.validation = Validation(run_dir)
+
+    # -- state -------------------------------------------------------------------------------------
+    def restore(self, latest: Optional[str]) -> None:
+        """Resume everything (weights, optimizer slots, step) or load ``init_ckpt`` weights."""
+        if latest:
+            checkpoint.check_compatible(latest, self.g.model_vars, self.spec.name)
+            self.g.saver.restore(self.g.sess, latest)
+            log.info("resumed from %s", latest)
+        elif self.cfg.init_ckpt:
+            prefix = checkpoint.resolve(cache.localize(self.cfg.init_ckpt, self.cfg.storage, "checkpoint"))
+            checkpoint.restore(self.g.sess, prefix, self.g.model_vars, self.spec.name, self.g.init_saver)
+            log.info("initialised weights from %s", prefix)
+
+    def save(self, step: int) -> Optional[str]:
+        """Atomic checkpoint of everything (chief only), mirrored when a run mirror is set."""
+        return self.policy.save(self.g.sess, self.g.saver, step)
+
+    def validate(self, step: int, board: Board) -> None:
+        """Score the held-out split and a slice of the training split; update metrics.json and best."""
+        def predict(x):
+            return predict_padded(self.g.sess, self.g.x_val, [self.g.flow_val], x, self.spec.multiple)[0]
+
+        t = self.cfg.train
+        self.validation.record(step, score(predict, self.plan.val, t.val_pairs),
+                               score(predict, self.plan.train, t.train_eval_pairs),
+                               lambda s: self.policy.save_best(self.g.sess, self.g.best_saver, s))
+        board.scalars(step, dict(self.validation.scores()))
+
+    # -- loop --------------------------------------------------------------------------------------
+    def run(self) -> None:
+        """Train to ``train.iterations``, resuming if possible; Ctrl-C/SIGTERM save and exit."""
+        latest = self.policy.find_resume()
+        self.validation.reload()
+        self.g = TrainGraph(self.plan, self.engine, checkpoint.step_of(latest) if latest else 0)
+        try:
+            self.restore(latest)
+            self.engine.after_restore(self.g.sess)  # ranks agree on weights, step, slots and loss scale
+            self._loop()
+        finally:  # close the session (and the input pipeline's threads) on every exit path
+            self.g.sess.close()
+
+    def _loop(self) -> None:
+        """The training loop proper (session built and restored)."""
+        start, t = int(self.g.sess.run(self.g.step)), self.cfg.train
+        board = Board(os.path.join(self.run_dir, "tb") if self.engine.is_chief else None)
+        previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+        bar = tqdm(total=t.iterations, initial=start, desc="train", unit="step", dynamic_ncols=True, file=sys.stdout,
+                   disable=not interactive())
+        window: List[tuple] = []
+        step, saved, t0 = start, start, time.time()
+        try:
+            while step < t.iterations and not self._stop:
+                step, out = self._step(step)
+                window.append(tuple(out[1:6]))
+                bar.update(1)
+                if step % t.display_interval == 0 or step == t.iterations:
+                    t0, window = self._display(step, window, time.time() - t0, board), []
+                if step % t.image_interval == 0 and self.engine.is_chief:
+                    self._pictures(step, board)
+                if step % t.save_interval == 0:
+                    self.save(step)
+                    saved = step
+                if step % t.val_interval == 0 and self.engine.is_chief:
+                    self.validate(step, board)
+        except KeyboardInterrupt:
+            self._stop = True
+        finally:
+            bar.close()
+            signal.signal(signal.SIGTERM, previous)
+        self._finish(step, saved, board)
+
+    def _step(self, step: int) -> Tuple[int, list]:
+        """One training step; the fetch list is the same every step (one NPU graph); a non-finite loss stops."""
+        try:
+            out = self.g.sess.run(self.g.fetch)
+        except tf.errors.OpError as exc:
+            user = pipeline.as_user_error(exc)
+            if user is None:
+                raise
+            raise user
+        if not np.isfinite(out[1]):
+            raise self._diverged(out[1], step + 1)
+        return step + 1, out
+
+    def _finish(self, step: int, saved: int, board: Board) -> None:
+        """Save what is unsaved, validate the last step, mirror, print the summary (or exit 130 when stopped)."""
+        if saved != step:
+            prefix = self.save(step)
+            if self._stop:
+                board.close()
+                print("interrupted at step %d: checkpoint saved to %s; rerun the same command to resume"
+                      % (step, prefix), file=sys.stderr)
+                sys.exit(130)
+        if self.validation.metrics.get("step") != step and self.engine.is_chief:
+            self.validate(step, board)
+        board.close()
+        self.policy.push()
+        print(self.validation.summary(step, self.run_dir))
+
+    def _diverged(self, loss: float, step: int) -> UserError:
+        """The loss of ``step`` came from the weights of ``step - 1``: drop checkpoints from then on."""
+        kept = self.policy.discard_after(step - 2)
+        return UserError("loss became %s at step %d: stopped; last good checkpoint: %s"
+                         % (loss, step, kept or "none (lower the learning rate or check the data)"))
+
+    def _on_sigterm(self, signum, frame) -> None:
+        self._stop = True
+
+    def _display(self, step: int, window: List[tuple], seconds: float, board: Board) -> float:
+        t = self.cfg.train
+        loss, epe, lr, unreg, decay = (float(np.mean([w[i] for w in window])) for i in range(5))
+        sec_step = seconds / max(len(window), 1)
+        pairs = t.batch_size / sec_step if sec_step > 0 else 0.0
+        emit(status_line(step, loss, epe, lr, pairs, sec_step, t.iterations - step))
+        board.scalars(step, {"train/loss": loss, "train/loss_unregularized": unreg, "train/weight_decay": decay,
+                             "train/epe": epe, "train/lr": lr, "perf/sec_per_step": sec_step,
+                             "perf/pairs_per_sec": pairs})
+        board.flush()
+        return time.time()
+
+    def _pictures(self, step: int, board: Board) -> None:
+        """Frame 1, prediction and ground truth of the first validation (else training) pair, through the
+        validation tower: a separate run, so every training step fetches the same list (one NPU graph)."""
+        sample = (self.plan.val or self.plan.train)[0]
+        _, x, y, _ = next(iter(pipeline.eval_batches([sample], batch=1)))
+        if y is None:
+            return
+        flow = predict_padded(self.g.sess, self.g.x_val, [self.g.flow_val], x, self.spec.multiple)[0]
+        scale = float(np.abs(y[0]).max()) or None
+        rgb = (x[0, 0] * 255).astype(np.uint8)
+        board.image(step, "train/frame1_prediction_groundtruth",
+                    viz.side_by_side([rgb, viz.flow_to_color(flow[0], scale), viz.flow_to_color(y[0], scale)]))

@@ -1,0 +1,552 @@
+"""Fault injection through the real CLI (issue #16): bad inputs, read-only and full disks, kill -9.
+
+Every failing command must end in one ``error:`` line and exit 1, keep every file it was asked to
+replace, leave no temp file (``.tmp*``) and no half-written result. Read-only and full places are real
+tmpfs mounts (root only; skipped with the reason where ``mount`` is refused).
+"""
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import ROOT, error_line, run_module
+
+from pwcflow.data import flowio
+from pwcflow.errors import UserError
+from pwcflow.files import atomic, preflight
+
+TINY_TRAIN = ["model=sm-6-2", "dataset.train_size=8", "dataset.val_size=2", "dataset.size=[64,128]",
+              "train.crop=[64,128]", "train.batch_size=1", "train.display_interval=1", "train.val_pairs=2",
+              "train.train_eval_pairs=1", "train.image_interval=1000"]
+TINY_EVAL = ["model=sm-6-2", "dataset=synthetic", "dataset.val_size=2", "dataset.size=[64,128]", "progress=false",
+             "sheet_pairs=1", "workers=1"]
+
+
+def temps(folder) -> list:
+    """Temp leftovers (``.tmp*``, ``*.tmp``) anywhere under ``folder``."""
+    found = []
+    for dirpath, dirs, files in os.walk(str(folder)):
+        found += [os.path.join(dirpath, n) for n in dirs + files if n.startswith(".tmp") or n.endswith(".tmp")]
+    return found
+
+
+def _mount(target: Path, opts: str) -> Path:
+    target.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(target)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (%s): %s" % (opts, proc.stderr.strip() or "not root"))
+    return target
+
+
+@pytest.fixture
+def ro_dir(tmp_path):
+    """A real read-only file system (root ignores chmod, not a ro mount)."""
+    d = _mount(tmp_path / "ro", "ro,size=1m")
+    yield d
+    subprocess.run(["umount", str(d)])
+
+
+def _fill(d: Path, leave: int) -> None:
+    """Fill the tmpfs ``d`` up to ``leave`` free bytes."""
+    with open(str(d / "filler"), "wb") as fh:
+        try:
+            while True:
+                st = os.statvfs(str(d))
+                free = st.f_bavail * st.f_frsize
+                if free <= leave:
+                    break
+                fh.write(b"\0" * min(4096, free - leave))
+                fh.flush()
+        except OSError:
+            pass
+
+
+@pytest.fixture
+def full_dir(tmp_path):
+    """A tiny tmpfs (64 KiB) filled to the brim."""
+    d = _mount(tmp_path / "full", "size=64k")
+    _fill(d, 0)
+    yield d
+    subprocess.run(["umount", str(d)])
+
+
+@pytest.fixture
+def nearly_full_dir(tmp_path):
+    """A 64 KiB tmpfs with about 8 KiB left: small files fit, pictures do not."""
+    d = _mount(tmp_path / "nfull", "size=64k")
+    _fill(d, 8192)
+    yield d
+    subprocess.run(["umount", str(d)])
+
+
+@pytest.fixture(scope="module")
+def frames(tmp_path_factory):
+    d = tmp_path_factory.mktemp("frames")
+    img = np.random.RandomState(0).randint(0, 255, (64, 64, 3), dtype=np.uint8)
+    flowio.write_image(str(d / "a.png"), img)
+    flowio.write_image(str(d / "b.png"), np.roll(img, 1, axis=1))
+    return d
+
+
+@pytest.fixture
+def ckpt(ref_dir):
+    return ref_dir / "sm" / "pwcnet.ckpt"
+
+
+@pytest.fixture
+def truncated(ref_dir, tmp_path):
+    """A copy of the sm checkpoint whose ``.data`` file lost its second half."""
+    d = tmp_path / "trunc"
+    d.mkdir()
+    for f in (ref_dir / "sm").glob("pwcnet.ckpt.*"):
+        shutil.copy(str(f), str(d / f.name))
+    data = d / "pwcnet.ckpt.data-00000-of-00001"
+    with open(str(data), "r+b") as fh:
+        fh.truncate(data.stat().st_size // 2)
+    return d / "pwcnet.ckpt"
+
+
+def refused(proc, *needles) -> str:
+    """One ``error:`` line, exit 1, no traceback; it mentions every needle."""
+    line = error_line(proc)
+    for needle in needles:
+        assert str(needle) in line, line
+    return line
+
+
+# -- the helpers themselves (no CLI) ---------------------------------------------------------------------
+
+
+def test_atomic_files_all_or_nothing(tmp_path):
+    (tmp_path / "a.txt").write_text("old a")
+
+    def boom(tmp):
+        raise OSError(28, "No space left on device", tmp)
+
+    with pytest.raises(UserError, match="No space left on device"):
+        atomic.atomic_files([(str(tmp_path / "a.txt"), lambda t: Path(t).write_text("new a")),
+                              (str(tmp_path / "b.txt"), boom)])
+    assert (tmp_path / "a.txt").read_text() == "old a" and not (tmp_path / "b.txt").exists()
+    assert not temps(tmp_path)
+    atomic.atomic_write_json(str(tmp_path / "c.json"), {"x": 1})
+    assert json.loads((tmp_path / "c.json").read_text()) == {"x": 1} and not temps(tmp_path)
+
+
+def test_atomic_dir_new_merge_and_failure(tmp_path):
+    res = tmp_path / "res"
+    with atomic.atomic_dir(str(res), last="metrics.json") as stage:
+        Path(stage, "metrics.json").write_text("1")
+        assert not res.exists()
+    assert (res / "metrics.json").read_text() == "1"
+    (res / "keep.txt").write_text("keep")
+    with pytest.raises(UserError, match=str(res)):
+        with atomic.atomic_dir(str(res), last="metrics.json") as stage:
+            Path(stage, "metrics.json").write_text("2")
+            raise OSError(28, "No space left on device", os.path.join(stage, "sheet.png"))
+    assert (res / "metrics.json").read_text() == "1" and (res / "keep.txt").exists()
+    with atomic.atomic_dir(str(res), last="metrics.json") as stage:
+        Path(stage, "metrics.json").write_text("3")
+        Path(stage, "pictures").mkdir()
+    assert (res / "metrics.json").read_text() == "3" and (res / "keep.txt").exists() and (res / "pictures").is_dir()
+    assert not temps(tmp_path)
+
+
+def test_remove_stale_only_removes_dead_processes(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / (".tmp-%d-x" % dead.pid)).mkdir()
+    (tmp_path / (".tmp-%d-y" % os.getpid())).write_text("mine, still running")
+    atomic.remove_stale(str(tmp_path))
+    assert [p.name for p in tmp_path.iterdir()] == [".tmp-%d-y" % os.getpid()]
+    atomic.remove_stale(str(tmp_path), owned=True)  # a folder only this run writes: every temp goes
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_temp_name_carries_the_writer_pid(tmp_path):
+    """One scheme: atomic_file, atomic_files, atomic_dir and temp_dir all stage under .tmp-<pid>-."""
+    seen = []
+    with atomic.atomic_file(str(tmp_path / "a.png"), suffix=".png") as tmp:
+        seen.append(os.path.basename(tmp))
+        Path(tmp).write_text("a")
+    atomic.atomic_files([(str(tmp_path / "b.txt"), lambda t: seen.append(os.path.basename(t)))])
+    with atomic.atomic_dir(str(tmp_path / "c")) as stage:
+        seen.append(os.path.basename(stage))
+    seen.append(os.path.basename(atomic.temp_dir(str(tmp_path))))
+    tag = ".tmp-%d-" % os.getpid()
+    assert len(seen) == 4 and all(name.startswith(tag) for name in seen), seen
+    assert seen[0].endswith(".png") and seen[1] == tag + "b.txt" and seen[2] == tag + "c"
+
+
+def test_preflight_refuses_early(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(UserError, match="is a folder"):
+        preflight.preflight_file(str(tmp_path), "out")
+    with pytest.raises(UserError, match="must end with .flo"):
+        preflight.preflight_file(str(tmp_path / "a.png"), "out", exts=(".flo",))
+    with pytest.raises(UserError, match="is a file"):
+        preflight.preflight_dir(str(tmp_path / "f"), "out")
+    with pytest.raises(UserError, match="is a file, not a folder"):
+        preflight.preflight_file(str(tmp_path / "f" / "g.flo"), "out")
+    with pytest.raises(UserError, match="not enough space"):
+        preflight.preflight_dir(str(tmp_path / "new"), "out", need=1 << 60)
+    assert preflight.preflight_dir(str(tmp_path / "new" / "deeper"), "out").endswith("deeper")
+    assert not (tmp_path / "new").exists() and not temps(tmp_path)
+
+
+def test_number_names_the_key():
+    from pwcflow.config.commands import number
+
+    assert number("3", "k") == 3 and number(2.0, "k") == 2 and number(None, "k", optional=True) is None
+    for bad, kind in (("abc", int), (1.5, int), (True, int), ("nan", float), ([1], float)):
+        with pytest.raises(UserError, match="bad setting k="):
+            number(bad, "k", kind)
+    with pytest.raises(UserError, match="must be > 0"):
+        number(0, "k", float, 0.0, low_open=True)
+
+
+# -- predict -----------------------------------------------------------------------------------------------
+
+
+def predict(tmp_path, ckpt, frames, *overrides):
+    return run_module("pwcflow.predict", "model=sm-6-2", "ckpt=%s" % ckpt, "img1=%s" % (frames / "a.png"),
+                      "img2=%s" % (frames / "b.png"), *overrides, cwd=tmp_path)
+
+
+def test_predict_truncated_checkpoint(truncated, frames, tmp_path):
+    out = tmp_path / "f.flo"
+    refused(predict(tmp_path, truncated, frames, "out=%s" % out), "checkpoint")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("where", ["ro", "full", "folder", "png", "viz_ext", "viz_ro"])
+def test_predict_bad_outputs_keep_the_old_file(where, ckpt, frames, tmp_path, request):
+    old = tmp_path / "old.flo"
+    old.write_bytes(b"old bytes")
+    out, viz = old, None
+    if where == "ro":
+        out = request.getfixturevalue("ro_dir") / "f.flo"
+    elif where == "full":
+        out = request.getfixturevalue("full_dir") / "f.flo"
+    elif where == "folder":
+        out = tmp_path / "adir"
+        out.mkdir()
+    elif where == "png":
+        out = tmp_path / "flow.png"
+    elif where == "viz_ext":
+        viz = tmp_path / "f.xyz"
+    else:
+        viz = request.getfixturevalue("ro_dir") / "f.png"
+    args = ["out=%s" % out] + (["viz=%s" % viz] if viz else [])
+    line = refused(predict(tmp_path, ckpt, frames, *args))
+    assert str(viz or out) in line
+    assert old.read_bytes() == b"old bytes"
+    assert not (where == "png" and out.exists())
+    assert not temps(tmp_path)
+
+
+def test_predict_non_numeric(ckpt, frames, tmp_path):
+    refused(predict(tmp_path, ckpt, frames, "out=%s" % (tmp_path / "f.flo"), "max_flow=abc"), "max_flow")
+
+
+# -- eval --------------------------------------------------------------------------------------------------
+
+
+def evaluate(tmp_path, ckpt, *overrides):
+    return run_module("pwcflow.eval", *TINY_EVAL, "ckpt=%s" % ckpt, *overrides, cwd=tmp_path)
+
+
+def test_eval_writes_a_complete_result_folder(ckpt, tmp_path):
+    out = tmp_path / "res"
+    proc = evaluate(tmp_path, ckpt, "out=%s" % out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert {"metrics.json", "metrics.md", "contact_sheet.png", "index.html"} <= set(os.listdir(str(out)))
+    assert not temps(tmp_path)
+
+
+@pytest.mark.parametrize("where", ["ro", "full", "nearly_full", "file"])
+def test_eval_bad_outputs(where, ckpt, tmp_path, request):
+    if where == "file":
+        out = tmp_path / "afile"
+        out.write_text("keep")
+    else:
+        out = request.getfixturevalue(where + "_dir") / "res"
+    refused(evaluate(tmp_path, ckpt, "out=%s" % out), out)
+    assert (out.read_text() == "keep") if where == "file" else not out.exists()
+    assert not temps(out.parent)
+
+
+@pytest.mark.parametrize("override,key", [("batch=abc", "batch"), ("sheet_pairs=x", "sheet_pairs")])
+def test_eval_non_numeric(override, key, ckpt, tmp_path):
+    refused(evaluate(tmp_path, ckpt, "out=%s" % (tmp_path / "r"), override), key)
+    assert not (tmp_path / "r").exists() and not (tmp_path / "outputs").exists()
+
+
+def test_eval_truncated_checkpoint(truncated, tmp_path):
+    refused(evaluate(tmp_path, truncated, "out=%s" % (tmp_path / "r")), "checkpoint")
+    assert not (tmp_path / "r").exists()
+
+
+# -- export ------------------------------------------------------------------------------------------------
+
+
+def export(tmp_path, ckpt, *overrides):
+    return run_module("pwcflow.export", "model=sm-6-2", "ckpt=%s" % ckpt, "height=64", "width=64", *overrides,
+                      cwd=tmp_path)
+
+
+@pytest.mark.parametrize("where", ["ro", "full", "file"])
+def test_export_bad_outputs(where, ckpt, tmp_path, request):
+    if where == "file":
+        out = tmp_path / "afile"
+        out.write_text("keep")
+    else:
+        out = request.getfixturevalue(where + "_dir")
+    refused(export(tmp_path, ckpt, "out=%s" % out), out)
+    if where == "file":
+        assert out.read_text() == "keep"
+    assert not temps(out.parent if where == "file" else out)
+
+
+@pytest.mark.parametrize("override,key", [("height=abc", "height"), ("batch=1.5x", "batch")])
+def test_export_non_numeric(override, key, ckpt, tmp_path):
+    refused(export(tmp_path, ckpt, "out=%s" % (tmp_path / "x"), override), key)
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_export_truncated_checkpoint(truncated, tmp_path):
+    refused(export(tmp_path, truncated, "out=%s" % (tmp_path / "x")), "checkpoint")
+
+
+def _kill_at_random(cmd, tmp_path, seed: int, ready, spread: float = 1.5) -> bool:
+    """Start ``python -m cmd``, wait until ``ready()`` (its outputs are being written), kill -9 it a random
+    0..``spread`` s later; False when it had finished by then."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m"] + cmd, cwd=str(tmp_path), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while proc.poll() is None and not ready() and time.time() < deadline:
+        time.sleep(0.02)
+    time.sleep(random.Random(seed).uniform(0.0, spread))
+    killed = proc.poll() is None
+    if killed:
+        proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return killed
+
+
+def _staging(folder: Path, name: str):
+    return lambda: any(p.name.startswith(".tmp-") and p.name.endswith("-" + name) for p in folder.iterdir())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt,seed", [("savedmodel", 1), ("savedmodel", 2), ("pb", 3)])
+def test_export_kill9_then_rerun(fmt, seed, ckpt, tmp_path):
+    out = tmp_path / "x"
+    args = ["model=sm-6-2", "ckpt=%s" % ckpt, "height=64", "width=64", "format=" + fmt, "out=%s" % out]
+    _kill_at_random(["pwcflow.export"] + args, tmp_path, seed, _staging(tmp_path, "x"), 3.0)
+    done = out.is_dir() and [n for n in os.listdir(str(out)) if n.endswith("_savedmodel")]
+    if done:  # the kill came after the whole result was in place
+        assert (out / done[0] / "saved_model.pb").exists() and list(out.glob("*.json"))
+    proc = export(tmp_path, ckpt, "format=" + fmt, "out=%s" % out)
+    if done:  # a second SavedModel export into the same place is refused, the first one is kept
+        refused(proc, "already exists")
+    else:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    names = os.listdir(str(out))
+    assert any(n.endswith(".json") for n in names)
+    assert not temps(tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [4, 5])
+def test_eval_kill9_then_rerun(seed, ckpt, tmp_path):
+    out = tmp_path / "res"
+    _kill_at_random(["pwcflow.eval"] + TINY_EVAL + ["ckpt=%s" % ckpt, "out=%s" % out], tmp_path, seed,
+                    _staging(tmp_path, "res"))
+    assert not out.exists() or (out / "metrics.json").exists() and (out / "contact_sheet.png").exists()
+    proc = evaluate(tmp_path, ckpt, "out=%s" % out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (out / "contact_sheet.png").exists() and not temps(tmp_path)
+
+
+# -- train -------------------------------------------------------------------------------------------------
+
+
+def train(tmp_path, *overrides, timeout=300):
+    return run_module("pwcflow.train", *TINY_TRAIN, *overrides, cwd=tmp_path, timeout=timeout)
+
+
+@pytest.mark.parametrize("override,key", [
+    ("train.batch_size=abc", "train.batch_size"),
+    ("train.iterations=1e", "train.iterations"),
+    ("lr_schedule.rates=[1e-4,-1e-4,1e-5,1e-5,1e-5,1e-5]", "lr_schedule.rates"),
+    ("lr_schedule.rates=[1e-4,abc,1e-5,1e-5,1e-5,1e-5]", "lr_schedule.rates"),
+    ("lr_schedule=cyclic lr_schedule.base_lr=-1e-5", "lr_schedule.base_lr"),
+    ("lr_schedule=cyclic lr_schedule.max_lr=0", "lr_schedule.max_lr"),
+    ("lr_schedule=cyclic lr_schedule.step_size=0", "lr_schedule.step_size"),
+    ("optimizer.beta1=1.5", "optimizer.beta1"),
+    ("dataset.augment.fliplr=2", "dataset.augment.fliplr"),
+])
+def test_train_refused_writes_nothing(override, key, tmp_path):
+    proc = train(tmp_path, "run_name=r", "train.iterations=2", *override.split())
+    refused(proc, key)
+    assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize("override,needle", [("train.batch_sizee=3", "train.batch_sizee"),
+                                             ("dataset=nope", "dataset/nope"), ("train.crop=[64", "[64")])
+def test_bad_override_is_one_line(override, needle, tmp_path):
+    refused(train(tmp_path, override), needle)
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_train_refused_keeps_existing_run_record(tmp_path):
+    run = tmp_path / "outputs" / "train" / "old"
+    (run / ".hydra").mkdir(parents=True)
+    for name in ("config.yaml", "overrides.yaml", "hydra.yaml"):
+        (run / ".hydra" / name).write_text("precious: %s\n" % name)
+    before = sorted(os.listdir(str(run)))
+    refused(train(tmp_path, "run_name=old", "train.batch_size=-3"), "train.batch_size")
+    for name in ("config.yaml", "overrides.yaml", "hydra.yaml"):
+        assert (run / ".hydra" / name).read_text() == "precious: %s\n" % name
+    assert sorted(os.listdir(str(run))) == before
+
+
+@pytest.mark.slow
+def test_train_resume_skips_a_corrupt_newest_checkpoint(tmp_path):
+    args = ["run_name=c", "train.save_interval=2", "train.val_interval=1000", "train.keep_checkpoints=5"]
+    proc = train(tmp_path, "train.iterations=4", *args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckdir = tmp_path / "outputs" / "train" / "c" / "checkpoints"
+    data = next(ckdir.glob("pwcnet.ckpt-4.data-*"))
+    with open(str(data), "r+b") as fh:
+        fh.truncate(data.stat().st_size // 3)
+    proc = train(tmp_path, "train.iterations=6", *args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout + proc.stderr
+    assert "pwcnet.ckpt-4" in out and "pwcnet.ckpt-2" in out and "Traceback" not in out
+    assert sorted(f.name for f in ckdir.glob("*.index"))[-1] == "pwcnet.ckpt-6.index"
+    assert "run_name: c" in (ckdir.parent / ".hydra" / "config.yaml").read_text()
+
+
+def test_train_resume_all_checkpoints_corrupt(tmp_path):
+    ckdir = tmp_path / "outputs" / "train" / "z" / "checkpoints"
+    ckdir.mkdir(parents=True)
+    (ckdir / "pwcnet.ckpt-2.index").write_bytes(b"\0garbage")
+    (ckdir / "pwcnet.ckpt-2.data-00000-of-00001").write_bytes(b"\0garbage")
+    (ckdir / "checkpoint").write_text('model_checkpoint_path: "pwcnet.ckpt-2"\n'
+                                      'all_model_checkpoint_paths: "pwcnet.ckpt-2"\n')
+    refused(train(tmp_path, "run_name=z", "train.iterations=3"), "pwcnet.ckpt-2")
+
+
+def test_train_read_only_run_dir(ro_dir, tmp_path):
+    refused(train(tmp_path, "run_name=r", "train.iterations=2", "hydra.run.dir=%s" % (ro_dir / "run")), ro_dir)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [6, 7])
+def test_train_kill9_then_rerun(seed, tmp_path):
+    args = TINY_TRAIN + ["run_name=k", "train.iterations=6", "train.save_interval=1", "train.val_interval=3"]
+    ckdir = tmp_path / "outputs" / "train" / "k" / "checkpoints"
+    _kill_at_random(["pwcflow.train"] + args, tmp_path, seed, ckdir.is_dir, 4.0)
+    proc = train(tmp_path, "run_name=k", "train.iterations=6", "train.save_interval=1", "train.val_interval=3")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((tmp_path / "outputs" / "train" / "k" / "metrics.json").read_text())["step"] == 6
+    assert not temps(tmp_path)
+
+
+# -- results -----------------------------------------------------------------------------------------------
+
+
+def _run_tree(root: Path, metrics: str, config: str = None) -> Path:
+    run = root / "runs" / "r1"
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text(metrics)
+    if config is not None:
+        (run / ".hydra").mkdir()
+        (run / ".hydra" / "config.yaml").write_text(config)
+    return run
+
+
+GOOD = json.dumps({"epe": 1.5, "split": "val", "dataset": "synthetic"})
+
+
+@pytest.mark.parametrize("metrics,config,needle", [
+    ('{"epe": 1.5,', None, "metrics.json"),
+    ('[1, 2, 3]', None, "metrics.json"),
+    ('{"epe": "fast", "split": "val"}', None, "metrics.json"),
+    ('{"history": 3, "step": 1}', None, "metrics.json"),
+    (GOOD, "model: [unclosed\n", "config.yaml"),
+    (GOOD, "- just\n- a list\n", "config.yaml"),
+    (GOOD, "model: 3\n", "config.yaml"),
+])
+def test_results_bad_run_files(metrics, config, needle, tmp_path):
+    _run_tree(tmp_path, metrics, config)
+    proc = run_module("pwcflow.results", str(tmp_path / "runs"), "--out", str(tmp_path / "rep"), cwd=tmp_path)
+    refused(proc, needle)
+    assert not (tmp_path / "rep").exists()
+
+
+@pytest.mark.parametrize("argv,needle", [
+    ([], "missing required setting"),
+    (["runs", "--out"], "bad setting --out"),
+    (["runs", "--outdir=x"], "bad setting --outdir"),
+])
+def test_results_bad_command_line(argv, needle, tmp_path):
+    _run_tree(tmp_path, GOOD)
+    refused(run_module("pwcflow.results", *argv, cwd=tmp_path), needle)
+
+
+def test_results_typed_command_line():
+    from pwcflow import results
+
+    assert results.parse_args(["a", "b"]) == results.ResultsConfig(paths=("a", "b"), out="a")
+    assert results.parse_args(["--out=r", "a"]).out == results.parse_args(["a", "--out", "r"]).out == "r"
+
+
+@pytest.mark.parametrize("where", ["ro", "full"])
+def test_results_bad_out(where, tmp_path, request):
+    _run_tree(tmp_path, GOOD)
+    out = request.getfixturevalue(where + "_dir") / "rep"
+    refused(run_module("pwcflow.results", str(tmp_path / "runs"), "--out", str(out), cwd=tmp_path), out)
+    assert not out.exists() or not os.listdir(str(out))
+
+
+def test_results_keeps_old_report_when_failing(nearly_full_dir, tmp_path):
+    _run_tree(tmp_path, json.dumps({"history": [{"step": s, "val_epe": 3.0 / s} for s in range(1, 9)],
+                                    "step": 8, "val_epe": 0.4}))
+    out = nearly_full_dir / "rep"
+    out.mkdir()
+    (out / "results.md").write_text("old report")
+    proc = run_module("pwcflow.results", str(tmp_path / "runs"), "--out", str(out), cwd=tmp_path)
+    if proc.returncode == 0:  # everything fitted: then it is all new
+        assert (out / "results.md").read_text() != "old report"
+    else:
+        refused(proc, out)
+        assert (out / "results.md").read_text() == "old report"
+    assert not temps(out)
+
+
+# -- top level ---------------------------------------------------------------------------------------------
+
+
+def test_unexpected_exception_is_one_line_with_a_log_pointer(tmp_path):
+    code = ("import sys; from pwcflow import cli\n"
+            "def boom(cfg):\n    raise RuntimeError('kaboom')\n"
+            "sys.argv = ['x', 'ckpt=a', 'img1=b', 'img2=c', 'out=d']\n"
+            "cli.entry('predict')(boom)()\n")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("HYDRA_FULL_ERROR", None)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=str(tmp_path), env=env, capture_output=True, text=True)
+    line = refused(proc, "kaboom", "RuntimeError")
+    assert "HYDRA_FULL_ERROR=1" in line or ".log" in line
+    logs = list(tmp_path.glob("outputs/predict/*/*.log"))
+    assert logs and "Traceback" in logs[0].read_text() and "kaboom" in logs[0].read_text()

@@ -1,0 +1,107 @@
+"""Ascend-facing behaviour checked on any machine: a host-independent export graph with a static ATC command,
+one training fetch list, and status lines that ModelZoo's grep/awk extraction reads from a captured log."""
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from pwcflow import export
+from pwcflow.files.tensorboard import emit, status_line
+from pwcflow.model import tuning
+from pwcflow.model.pwcnet import ModelSpec
+
+SM = ModelSpec(name="sm-6-2", dense=False, context_all_levels=False)
+GREP_AWK = shutil.which("grep") and shutil.which("awk")
+
+
+def _op_types(predictor) -> list:
+    return [node.op for node in export.freeze(predictor).node]
+
+
+@pytest.mark.parametrize("split,shared", [(16 << 10, "0"), (0, "1")])
+def test_export_graph_has_no_host_conv_splits(monkeypatch, split, shared):
+    """Neither host tuning (L2-sized splits on a host with a tiny cache; shared flow/context heads, Eigen's
+    choice) reaches the portable export graph."""
+    shape = [1, 2, 128, 192, 3]
+    monkeypatch.setenv(tuning.SHARED_ENV, shared)
+    with tuning.conv_splitting(split):
+        tuned = export.build(SM, None, shape)
+        portable = export.build_portable(SM, None, shape)
+        try:
+            assert "SplitV" in _op_types(tuned)  # the setting does split here, so the next line can fail
+            types = _op_types(portable)
+        finally:
+            tuned.close()
+            portable.close()
+    assert "SplitV" not in types and "Conv2D" in types
+
+
+def test_atc_command_has_only_static_dims():
+    cmd, note = export.atc_command("m.pb", [1, 2, 448, 1024, 3], "m")
+    assert '--input_shape="x_tnsr:1,2,448,1024,3"' in cmd and note is None
+    cmd, note = export.atc_command("m.pb", [None, 2, 448, None, 3], "m")
+    assert '--input_shape="x_tnsr:1,2,448,1024,3"' in cmd and "-1" not in cmd
+    assert "batch" in note and "width" in note and "height" not in note
+
+
+def _extract(log_path, pattern: str, field: int) -> str:
+    """ModelZoo train_performance_1p.sh: ``grep PATTERN LOG | awk 'END {print $N}'`` (real grep and awk)."""
+    cmd = "grep '%s' '%s' | awk 'END {print $%d}'" % (pattern, log_path, field)
+    return subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, check=True).stdout.strip()
+
+
+@pytest.mark.skipif(not GREP_AWK, reason="grep/awk not installed")
+def test_modelzoo_extraction_reads_status_lines_from_a_captured_log(tmp_path):
+    log = tmp_path / "train.log"
+    code = ("from pwcflow.files.tensorboard import emit, status_line\n"
+            "from tqdm import tqdm\nimport sys\n"
+            "bar = tqdm(total=3, file=sys.stdout, disable=not sys.stdout.isatty())\n"
+            "for i in (1, 2, 3):\n"
+            "    bar.update(1)\n"
+            "    emit(status_line(i, 10.0 + i, 2.0, 1e-4, 8.0, 0.25 * i, 3 - i))\n")
+    with open(str(log), "w") as fh:
+        subprocess.run([sys.executable, "-c", code], stdout=fh, check=True)
+    text = log.read_bytes().decode()
+    assert "\r" not in text
+    lines = text.split("\n")  # "\n" only: splitlines() would also split on "\r" and hide progress frames
+    assert sum("[Train]:" in ln for ln in lines) == 3
+    assert _extract(log, "sec/step=", 10) == "sec/step=0.750,"
+    assert _extract(log, "loss=", 6) == "loss=13.00,"
+
+
+def test_emit_is_one_flushed_line(capsys):
+    emit(status_line(5, 1.0, 2.0, 0.1, 3.0, 0.5, 0))
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and out.endswith("\n") and "\r" not in out
+
+
+@pytest.mark.slow
+def test_every_training_step_fetches_the_same_list(tmp_path, monkeypatch):
+    """Two fetch lists would make the Ascend graph compiler build two copies of the training graph."""
+    from conftest import ROOT, TINY
+    from hydra import compose, initialize_config_dir
+
+    from pwcflow.config import commands
+    from pwcflow.tf1 import tf
+    from pwcflow.training import trainer as trainer_lib
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=TINY + ["train.iterations=4", "train.image_interval=1",
+                                                  "train.save_interval=4", "train.val_interval=4"])
+    seen, real = [], tf.Session.run
+
+    def run(self, fetches, *args, **kwargs):
+        if isinstance(fetches, (list, tuple)):
+            seen.append(tuple(id(f) for f in fetches))
+        return real(self, fetches, *args, **kwargs)
+
+    monkeypatch.setattr(tf.Session, "run", run)
+    trainer = trainer_lib.Trainer(trainer_lib.prepare(commands.load("train", cfg)), str(tmp_path))
+    trainer.run()
+    steps = [f for f in seen if id(trainer.g.train_op) in f]
+    assert len(steps) == 4 and len(set(steps)) == 1
+    images = [v.tag for path in (tmp_path / "tb").iterdir() for event in tf.train.summary_iterator(str(path))
+              for v in event.summary.value if v.HasField("image")]
+    assert images.count("train/frame1_prediction_groundtruth") == 4  # the pictures still come, every step
