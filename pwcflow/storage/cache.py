@@ -3,9 +3,12 @@
 ``localize(uri, cfg.storage, kind)`` downloads a data set tree, a single file or a checkpoint once
 (files already present with the same size/ETag are skipped) and returns the local path. One lock per
 bucket serialises processes sharing the cache; a manifest remembers the ETag each file came with.
+A checkpoint may also be a registry name (``pwcflow/models.yaml``): ``localize_model`` fetches it once
+(resumable, verified), records it in ``<cache>/models/NAME.json`` and later finds it there without the network.
 """
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -17,8 +20,9 @@ from pwcflow.config.groups import StorageConfig
 from pwcflow.errors import UserError
 from pwcflow.files import checkpoint
 from pwcflow.files.atomic import atomic_write_json
+from pwcflow.storage import registry
 from pwcflow.storage.client import _bar, _md5, _parallel, build, cache_root
-from pwcflow.storage.obs import ObjectInfo, ObsStore, is_remote, join_key, parse_obs_uri
+from pwcflow.storage.obs import ENV_ENDPOINT, ObjectInfo, ObsStore, is_remote, join_key, parse_obs_uri
 
 log = logging.getLogger("pwcflow.storage")
 
@@ -35,6 +39,9 @@ def localize(uri_or_path: str, cfg_storage: Optional[StorageConfig] = None, kind
     """
     if kind not in KINDS:
         raise ValueError("kind must be one of %s, got %r" % (KINDS, kind))
+    model = registry.lookup(uri_or_path) if kind == "checkpoint" else None
+    if model is not None:
+        return localize_model(model, cfg_storage, store)
     if uri_or_path is None or not is_remote(str(uri_or_path)):
         return uri_or_path
     uri = str(uri_or_path)
@@ -50,6 +57,77 @@ def localize(uri_or_path: str, cfg_storage: Optional[StorageConfig] = None, kind
     finally:
         if own:
             store.close()
+
+
+def localize_model(model: registry.Model, cfg_storage: Optional[StorageConfig] = None,
+                   store: Optional[ObsStore] = None) -> str:
+    """The local checkpoint prefix of registry model ``model``: from the cache when it is there (no network),
+    else downloaded from its origin (anonymously without keys), verified and recorded."""
+    cache = store.cache_dir if store is not None and store.cache_dir else cache_root(cfg_storage)
+    found = registry.cached(model, cache)
+    if found:
+        log.info("model %s: %s (in the cache)", model.name, found)
+        return found
+    if model.origin is None:
+        raise UserError("model %s is published for download by hand: get %s from %s into %s (or pass ckpt=PATH)"
+                        % (model.name, model.file, model.page, os.path.join(cache, "models", model.name)))
+    storage = _model_storage(model, cfg_storage, cache)
+    try:
+        local = localize(model.origin, storage, "checkpoint", store)
+    except UserError as exc:
+        raise UserError("model %s not downloaded from %s (offline, or the endpoint is wrong?): %s"
+                        % (model.name, storage.endpoint or storage.region, exc))
+    prefix = checkpoint.resolve(local)
+    _verify_model(model, prefix)
+    files = {name: os.path.getsize(os.path.join(os.path.dirname(prefix), name))
+             for name in checkpoint.complete_files(os.listdir(os.path.dirname(prefix)), os.path.basename(prefix))}
+    atomic_write_json(registry.record_path(cache, model.name),
+                      {"origin": model.origin, "prefix": prefix, "files": files})
+    log.info("model %s: downloaded and verified, %s", model.name, prefix)
+    return prefix
+
+
+def _model_storage(model: registry.Model, cfg_storage: Optional[StorageConfig], cache: str) -> StorageConfig:
+    """The storage settings for ``model``'s bucket: its recorded endpoint/region over the configured ones."""
+    from pwcflow.storage import moxing_io
+
+    if cfg_storage is None:
+        from pwcflow.config.compose import compose_group
+
+        cfg_storage = compose_group("storage", "obs", {})
+    endpoint = model.endpoint or cfg_storage.endpoint
+    region = model.region or cfg_storage.region
+    if not (endpoint or region or os.environ.get(ENV_ENDPOINT)) and moxing_io.moxing_file() is None:
+        raise UserError("model %s: the region of OBS bucket %r is not published; set storage.region=REGION (the "
+                        "bucket's, e.g. cn-north-4) or %s=https://obs.REGION.myhuaweicloud.com"
+                        % (model.name, parse_obs_uri(model.origin)[0], ENV_ENDPOINT))
+    return dataclasses.replace(
+        cfg_storage, endpoint=endpoint, region=region, cache_dir=cache,
+        signature=model.signature or cfg_storage.signature,
+        path_style=cfg_storage.path_style if model.path_style is None else bool(model.path_style))
+
+
+def _verify_model(model: registry.Model, prefix: str) -> None:
+    """Recorded SHA-256 sums, then checkpoint integrity; a failing download is removed (the next try refetches)."""
+    folder = os.path.dirname(prefix)
+    try:
+        for name, want in sorted(model.sha256.items()):
+            got = _sha256(os.path.join(folder, name))
+            if got != want:
+                raise UserError("model %s: %s has SHA-256 %s, the registry records %s" % (model.name, name, got, want))
+        checkpoint.verify(prefix)
+    except UserError:
+        for name in checkpoint.complete_files(os.listdir(folder), os.path.basename(prefix)) or []:
+            os.remove(os.path.join(folder, name))
+        raise
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def local_path(cache: str, bucket: str, key: str) -> str:
@@ -137,12 +215,20 @@ def _download_all(store: ObsStore, cache: str, bucket: str, objects: List[Object
     log.info("%s: downloading %d of %d files (%.1f MB) to %s", what, len(todo), len(objects), total / 1e6, cache)
     try:
         with _bar(total, "download " + what) as bar:
-            for obj, path in _parallel(store, todo, lambda item: store.download(bucket, item[0].key, item[1])):
+            for obj, path in _parallel(store, todo, lambda item: _fetch(store, bucket, item[0], item[1])):
                 manifest[obj.key] = [obj.size, obj.etag, os.stat(path).st_mtime_ns]
                 bar.update(obj.size)
     finally:
         _save_manifest(manifest_path, manifest)
     return [path for _, path in todo]
+
+
+def _fetch(store: ObsStore, bucket: str, obj: ObjectInfo, path: str) -> None:
+    """Download one object (resumable) and check a single-part ETag (the MD5) against what arrived."""
+    store.download(bucket, obj.key, path, size=obj.size)
+    if re.match(r"^[0-9a-f]{32}$", obj.etag or "") and _md5(path) != obj.etag:
+        os.remove(path)
+        raise UserError("download of obs://%s/%s is corrupt (MD5 differs from the ETag): run again" % (bucket, obj.key))
 
 
 def _up_to_date(path: str, obj: ObjectInfo, manifest: Dict[str, list]) -> bool:

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from pwcflow.config.groups import StorageConfig
 from pwcflow.errors import UserError
-from pwcflow.storage.obs import ENV_ENDPOINT, ObsStore, is_remote, require_credentials
+from pwcflow.storage.obs import ENV_ENDPOINT, ObsStore, is_remote
 
 _BAR_MIN_BYTES = 32 << 20
 
@@ -40,7 +40,8 @@ def from_config(cfg_storage: StorageConfig) -> Optional[ObsStore]:
 
 def build(cfg_storage: StorageConfig):
     """The client: ``moxing.file`` when Huawei's moxing is importable (ModelArts), else esdk-obs-python built
-    from config (endpoint, region, ...) and the environment (credentials; ``OBS_ENDPOINT`` or ``S3_ENDPOINT``).
+    from config (endpoint, region, ...) and the environment (credentials, anonymous without them;
+    ``OBS_ENDPOINT`` or ``S3_ENDPOINT``).
 
     Credentials never reach here from the config: ``StorageConfig`` refuses keys that look like them."""
     from pwcflow.storage import moxing_io
@@ -52,7 +53,6 @@ def build(cfg_storage: StorageConfig):
     endpoint = cfg_storage.endpoint or os.environ.get(ENV_ENDPOINT) or os.environ.get("S3_ENDPOINT")
     if not endpoint and region:
         endpoint = "https://obs.%s.myhuaweicloud.com" % region
-    require_credentials()
     if not endpoint:
         raise UserError("no OBS endpoint: set storage.endpoint=https://obs.REGION.myhuaweicloud.com, "
                         "storage.region=REGION or the environment variable %s" % ENV_ENDPOINT)

@@ -87,8 +87,8 @@ class MoxingStore:
             return None
         return ObjectInfo(key, int(self._do("get_size %s" % url, self.mox.get_size, url)), "")
 
-    def download(self, bucket: str, key: str, path: str) -> None:
-        """Copy one object to ``path`` through a temp file (``path`` is absent or complete)."""
+    def download(self, bucket: str, key: str, path: str, size: Optional[int] = None) -> None:
+        """Copy one object to ``path`` through a temp file (``path`` is absent or complete; ``size`` unused)."""
         with atomic_file(path) as tmp:
             self._do("copy %s" % _url(bucket, key), self.mox.copy, _url(bucket, key), tmp)
 

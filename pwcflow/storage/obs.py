@@ -2,6 +2,9 @@
 
 Credentials come only from the environment (``OBS_ACCESS_KEY_ID``, ``OBS_SECRET_ACCESS_KEY``,
 optional ``OBS_SECURITY_TOKEN``); they are handed to the SDK client and never kept, printed or logged.
+Without them the client is anonymous (the SDK's documented default: an empty AK/SK "indicates that anonymous
+users are allowed", support.huaweicloud.com sdk-python-devg-obs/obs_22_0601): public-read buckets can be read,
+writes and private buckets are refused in one line.
 """
 
 import logging
@@ -18,6 +21,8 @@ from pwcflow.files.atomic import atomic_file
 log = logging.getLogger(__name__)
 
 ENV_ENDPOINT = "OBS_ENDPOINT"
+PARTIAL_SUFFIX = ".partial"  # an interrupted download's bytes, continued by the next try (Range GET)
+_CHUNK = 1 << 20
 SCHEMES = ("obs", "s3")
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _TRANSIENT_STATUS = (408, 429)
@@ -29,6 +34,12 @@ class ObjectInfo(NamedTuple):
     key: str
     size: int
     etag: str
+
+
+class _Done(NamedTuple):
+    """A finished ranged download (HTTP 416: the partial file already holds every byte)."""
+
+    status: int = 200
 
 
 class TransientError(Exception):
@@ -64,23 +75,58 @@ def require_credentials() -> Tuple[str, str]:
     return access_key, secret_key
 
 
+def credentials() -> Tuple[Optional[str], Optional[str]]:
+    """The access key and secret from the environment, or ``(None, None)`` (anonymous) when neither is set."""
+    access_key, secret_key = os.environ.get(ENV_KEY), os.environ.get(ENV_SECRET)
+    if bool(access_key) != bool(secret_key):
+        raise UserError("OBS credentials incomplete: set both %s and %s, or neither for anonymous reads of "
+                        "public-read buckets" % (ENV_KEY, ENV_SECRET))
+    return (access_key, secret_key) if access_key else (None, None)
+
+
+def _append_rest(client, bucket: str, key: str, part: str):
+    """One GET of the bytes ``part`` lacks (all of them when it is empty), appended as they arrive."""
+    from obs import GetObjectHeader
+
+    have = os.path.getsize(part) if os.path.exists(part) else 0
+    resp = client.getObject(bucket, key, headers=GetObjectHeader(range="%d-" % have) if have else None)
+    if getattr(resp, "status", 500) == 416:  # nothing left to send: the partial file is the whole object
+        return _Done()
+    if getattr(resp, "status", 500) >= 300:
+        return resp
+    stream = resp.body.response
+    try:
+        with open(part, "ab" if have and resp.status == 206 else "wb") as fh:  # 200: the server sent it all
+            while True:
+                try:
+                    chunk = stream.read(_CHUNK)
+                except Exception as exc:  # the SDK raises a plain Exception on a short body
+                    raise TransientError("%s: %s" % (type(exc).__name__, exc))
+                if not chunk:
+                    break
+                fh.write(chunk)
+    finally:
+        stream.close()
+    return resp
+
+
 class ObsStore:
     """A thin, retrying wrapper around ``obs.ObsClient`` for the few operations pwcflow needs."""
 
     def __init__(self, endpoint: str, region: Optional[str] = None, path_style: bool = False,
                  signature: str = "obs", retries: int = 5, backoff_s: float = 1.0, workers: int = 8,
                  cache_dir: Optional[str] = None) -> None:
-        access_key, secret_key = require_credentials()
+        access_key, secret_key = credentials()
         from obs import ObsClient  # the SDK is only needed once something is remote
 
-        self.endpoint = endpoint
+        self.endpoint, self.anonymous = endpoint, access_key is None
+        keys = {} if self.anonymous else dict(access_key_id=access_key, secret_access_key=secret_key,
+                                                security_token=os.environ.get(ENV_TOKEN) or None)
         self.retries, self.backoff_s, self.workers = int(retries), float(backoff_s), max(1, int(workers))
         self.cache_dir = cache_dir
         # max_retry_count=0: every retry (and its backoff) happens in _call, where it is visible and bounded.
-        self._client = ObsClient(access_key_id=access_key, secret_access_key=secret_key,
-                                 security_token=os.environ.get(ENV_TOKEN) or None, server=endpoint,
-                                 signature=signature, region=region or "region", path_style=bool(path_style),
-                                 max_retry_count=0)
+        self._client = ObsClient(server=endpoint, signature=signature, region=region or "region",
+                                 path_style=bool(path_style), max_retry_count=0, **keys)
 
     def __repr__(self) -> str:
         return "ObsStore(endpoint=%r)" % self.endpoint
@@ -134,6 +180,9 @@ class ObsStore:
             return None
         if status == 404 and (code == "NoSuchBucket" or what.startswith("bucket")):
             raise UserError("OBS bucket %r does not exist at %s" % (bucket, self.endpoint))
+        if status in (401, 403) and self.anonymous:
+            raise UserError("OBS refused an anonymous read of bucket %r (%s): it is not public-read; set %s and %s"
+                            % (bucket, code or status, ENV_KEY, ENV_SECRET))
         if status in (401, 403):
             raise UserError("OBS denied access to bucket %r (%s): check %s / %s and the bucket's permissions"
                             % (bucket, code or status, ENV_KEY, ENV_SECRET))
@@ -170,13 +219,25 @@ class ObsStore:
             return None
         return ObjectInfo(key, int(resp.body.contentLength or 0), (resp.body.etag or "").strip('"'))
 
-    def download(self, bucket: str, key: str, path: str) -> None:
-        """Fetch one object to ``path`` through a temp file, so ``path`` is either absent or complete."""
+    def download(self, bucket: str, key: str, path: str, size: Optional[int] = None) -> None:
+        """Fetch one object to ``path``, which is either absent or complete (renamed into place at the end).
+
+        Resumable: the bytes arrive in ``path + PARTIAL_SUFFIX``; a retry, or the next run after an
+        interruption, continues from its size with a Range GET. ``size`` (known from a listing) checks the end.
+        """
+        part = path + PARTIAL_SUFFIX
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        if size is not None and os.path.exists(part) and os.path.getsize(part) > size:
+            os.remove(part)  # longer than the object: not a prefix of it
+        if size is None or not os.path.exists(part) or os.path.getsize(part) < size:
+            self._call("download of obs://%s/%s" % (bucket, key), bucket,
+                       lambda: _append_rest(self._client, bucket, key, part))
+        got = os.path.getsize(part)
+        if size is not None and got != size:
+            raise UserError("download of obs://%s/%s stopped at %d of %d bytes: run again to continue"
+                            % (bucket, key, got, size))
         with atomic_file(path) as tmp:
-            resp = self._call("download of obs://%s/%s" % (bucket, key), bucket,
-                              lambda: self._client.getObject(bucket, key, downloadPath=tmp))
-            if resp is None:  # pragma: no cover (missing_ok is False)
-                raise UserError("obs://%s/%s does not exist" % (bucket, key))
+            os.replace(part, tmp)
 
     def read_text(self, bucket: str, key: str) -> Optional[str]:
         """A small object's content as text, or None if it does not exist."""
@@ -186,5 +247,7 @@ class ObsStore:
 
     def upload(self, path: str, bucket: str, key: str) -> None:
         """Put one local file at ``obs://bucket/key`` (a retried upload simply overwrites the same key)."""
+        if self.anonymous:
+            require_credentials()
         self._call("upload to obs://%s/%s" % (bucket, key), bucket,
                    lambda: self._client.putFile(bucket, key, path))

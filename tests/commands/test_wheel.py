@@ -19,7 +19,8 @@ from pwcflow.reference import recipe
 TINY = ["dataset.train_size=4", "dataset.val_size=2", "dataset.size=[64,128]", "train.crop=[64,128]",
         "train.batch_size=1", "train.iterations=1", "train.display_interval=1", "train.save_interval=1",
         "train.val_interval=1", "train.val_pairs=2", "train.train_eval_pairs=1"]
-SCRIPTS = ("pwcflow-train", "pwcflow-eval", "pwcflow-predict", "pwcflow-export", "pwcflow-results", "pwcflow-doctor")
+SCRIPTS = ("pwcflow-train", "pwcflow-eval", "pwcflow-predict", "pwcflow-export", "pwcflow-results", "pwcflow-doctor",
+           "pwcflow-models")
 
 
 def _run(cmd, cwd, env, timeout=900):
@@ -67,6 +68,7 @@ def test_wheel_installs_and_runs_from_any_folder(tmp_path):
     assert not where[1].startswith(str(ROOT))
     for script in SCRIPTS:
         assert (Path(python).parent / script).exists(), script
+    assert (Path(where[0]).parent / "models.yaml").is_file()  # the registry behind ckpt=NAME ships in the wheel
     ref = Path(where[0]).parent / "reference"
     assert recipe.file_sha256(str(ref / "sm" / "expected.npz")) == recipe.file_sha256(
         str(ROOT / "pwcflow" / "reference" / "sm" / "expected.npz"))

@@ -155,14 +155,25 @@ def test_config_group_keys():
     assert not any(word in str(k).lower() for k in obs.keys() for word in ("secret", "access_key", "token"))
 
 
-def test_missing_credentials_one_line(monkeypatch, tmp_path):
+def test_missing_credentials_anonymous_reads_no_writes(monkeypatch, tmp_path):
+    """Without keys the client is anonymous (public-read buckets; tests/storage/test_anonymous.py reads one);
+    a write is refused in one line naming the variables, and so is half a key pair."""
     for var in ("OBS_ACCESS_KEY_ID", "OBS_SECRET_ACCESS_KEY", "OBS_SECURITY_TOKEN"):
         monkeypatch.delenv(var, raising=False)
     cfg = compose_group("storage", "obs", {"endpoint": "http://127.0.0.1:9"})
-    for call in (lambda: from_config(cfg), lambda: localize("obs://bkt/data", cfg, "dataset")):
+    store = from_config(cfg)
+    (tmp_path / "f").write_bytes(b"x")
+    try:
+        assert store.anonymous
         with pytest.raises(UserError) as err:
-            call()
-        msg = str(err.value)
+            store.upload(str(tmp_path / "f"), "bkt", "f")
+        assert "OBS credentials missing" in str(err.value)
+    finally:
+        store.close()
+    monkeypatch.setenv("OBS_ACCESS_KEY_ID", "k")
+    with pytest.raises(UserError) as err2:
+        from_config(cfg)
+    for msg in (str(err.value), str(err2.value)):
         assert "OBS_ACCESS_KEY_ID" in msg and "OBS_SECRET_ACCESS_KEY" in msg and "\n" not in msg
 
 
