@@ -125,6 +125,7 @@ class EvalConfig:
     pictures_max: int = ruled("non_negative")
     sheet_pairs: int = ruled("non_negative")
     max_flow: Optional[float] = ruled("positive")
+    max_side: Optional[int] = ruled("positive")
     progress: bool = field()
     out: Optional[str] = field()
     bundler: Optional[str] = field()
@@ -143,6 +144,16 @@ class Consistency:
 
 
 @dataclass(frozen=True)
+class Live:
+    """``live``: camera / stream input (``pwcflow.inference.live``)."""
+
+    enabled: bool = field()
+    window: Optional[bool] = field()
+    save_frames: bool = field()
+    max_frames: Optional[int] = ruled("positive")
+
+
+@dataclass(frozen=True)
 class PredictConfig:
     """``conf/predict.yaml``: one pair (img1, img2), a sequence (input) or an exported model (model_file).
 
@@ -152,7 +163,7 @@ class PredictConfig:
     model_file: Optional[str]
     img1: Optional[str]
     img2: Optional[str]
-    out: str
+    out: Optional[str]
     viz: Raw
     max_flow: Optional[float] = ruled("positive")
     input: Optional[str] = field()
@@ -162,6 +173,8 @@ class PredictConfig:
     fps: Optional[float] = ruled("positive")
     bidirectional: bool = field()
     consistency: Consistency = field()
+    max_side: Optional[int] = ruled("positive")
+    live: Live = field()
     progress: bool = field()
     model: ModelSpec = field()
     device: DeviceConfig = field()

@@ -38,13 +38,14 @@ def as_rgb(img: np.ndarray, what: str = "image") -> np.ndarray:
 class _Session:
     """A checkpoint in a TensorFlow session."""
 
-    def __init__(self, source: str, model: str, device: str, precision: Optional[str], storage) -> None:
+    def __init__(self, source: str, model, device, precision: Optional[str], storage) -> None:
         from pwcflow.device import backend
         from pwcflow.files import checkpoint
         from pwcflow.inference.predictor import FlowPredictor
         from pwcflow.storage import cache
 
-        self.spec, self.device = model_spec(model), compose_device(device, precision)
+        self.spec = model_spec(model) if isinstance(model, str) else model
+        self.device = compose_device(device, precision) if isinstance(device, str) else device
         backend.prepare(self.device)
         prefix = checkpoint.resolve(cache.localize(source, storage, "checkpoint"))
         self.predictor = FlowPredictor(self.spec, prefix, backend.session_config(self.device, training=False))
@@ -152,13 +153,14 @@ def compose_device(device: str, precision: Optional[str]):
     return compose_group("device", device, {"precision": precision} if precision else {})
 
 
-def load(source: str, model: Optional[str] = None, device: str = "cpu", precision: Optional[str] = None,
+def load(source: str, model=None, device="cpu", precision: Optional[str] = None,
          max_side: Optional[int] = None, storage=None, threads: Optional[int] = None) -> FlowModel:
     """A ``FlowModel`` for a registry name (``python -m pwcflow.models``), a checkpoint (prefix, directory, run
     dir, ``obs://``) or an exported ``.onnx`` / ``.tflite`` file.
 
-    ``model``: the variant (sm-6-2, lg-6-2) of a checkpoint; a registry name brings its own. ``device``: cpu |
-    gpu | npu (the ``device`` config group); ``precision``: fp32 | bf16 (cpu). ``max_side``: predict at a
+    ``model``: the variant (sm-6-2, lg-6-2, or a typed ``ModelSpec``) of a checkpoint; a registry name brings its
+    own. ``device``: cpu | gpu | npu (the ``device`` config group, or a typed ``DeviceConfig``); ``precision``:
+    fp32 | bf16 (cpu). ``max_side``: predict at a
     reduced size where a frame's longer side exceeds it, flow scaled back. ``storage``: a ``StorageConfig``
     for obs:// sources and the cache (default: conf/storage/obs.yaml). ``threads``: the exported runtime's.
     """
@@ -169,8 +171,9 @@ def load(source: str, model: Optional[str] = None, device: str = "cpu", precisio
     from pwcflow.storage import registry
 
     named = registry.lookup(source)
-    if named is not None and model is not None and model != named.variant:
-        raise UserError("bad setting model=%s: %s is a %s model" % (model, source, named.variant))
+    given = getattr(model, "name", model)
+    if named is not None and given is not None and given != named.variant:
+        raise UserError("bad setting model=%s: %s is a %s model" % (given, source, named.variant))
     variant = model or (named.variant if named is not None else DEFAULT_MODEL)
     return FlowModel(_Session(source, variant, device, precision, storage), source, max_side)
 

@@ -3,7 +3,9 @@
 - folder / glob: the image files in natural order (``frame2`` before ``frame10``), consecutive pairs;
 - video (``.mp4``, ``.avi``, ...): consecutive decoded frames, named ``frame_NNNNNN`` by frame index;
 - list (``.txt``): one ``img1 img2`` pair per line (relative paths are relative to the list file;
-  blank lines and ``#`` comments are skipped).
+  blank lines and ``#`` comments are skipped);
+- live (``camera:N`` or a stream URL such as ``rtsp://...``): frames as they arrive (``capture_frames``), read
+  through the same capture path as video files (``open_capture``); ``pwcflow.inference.live`` runs them.
 
 A pair is named by its first frame's stem: ``<stem>.<ext>`` -> outputs ``<out>/<stem>.*``.
 """
@@ -12,7 +14,7 @@ import glob
 import os
 import re
 from dataclasses import dataclass
-from typing import List, Optional, Tuple, Union
+from typing import Iterator, List, Optional, Tuple, Union
 
 import cv2
 import numpy as np
@@ -23,6 +25,41 @@ from pwcflow.errors import UserError
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".ppm", ".pgm", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 Ref = Union[str, int]  # an image path, or a frame index of the video
+_CAMERA_RE = re.compile(r"^camera:(\d+)$")
+_STREAM_RE = re.compile(r"^(rtsp|rtsps|rtmp|http|https|udp|tcp|srt)://", re.IGNORECASE)
+
+
+def is_live(source: str) -> bool:
+    """True for ``camera:N`` and stream URLs (rtsp://, http://, ...): inputs read as they arrive."""
+    return bool(_CAMERA_RE.match(str(source)) or _STREAM_RE.match(str(source)))
+
+
+def open_capture(source: str) -> cv2.VideoCapture:
+    """An opened ``cv2.VideoCapture`` for a video file, ``camera:N`` or a stream URL (one line if it fails)."""
+    camera = _CAMERA_RE.match(str(source))
+    cap = cv2.VideoCapture(int(camera.group(1)) if camera else str(source))
+    if not cap.isOpened():
+        what = "camera %s" % camera.group(1) if camera else "stream" if _STREAM_RE.match(str(source)) else "video"
+        raise UserError("cannot open %s: %s" % (what, source))
+    return cap
+
+
+def _rgb(bgr: np.ndarray) -> np.ndarray:
+    """A decoded frame (BGR, or grey from some cameras) as RGB uint8 (H, W, 3)."""
+    if bgr.ndim == 2:
+        return np.ascontiguousarray(np.repeat(bgr[..., None], 3, axis=2))
+    return np.ascontiguousarray(bgr[:, :, 2::-1])
+
+
+def capture_frames(cap: cv2.VideoCapture) -> Iterator[Tuple[int, np.ndarray]]:
+    """(index, RGB uint8 frame) from an opened capture until it ends (a camera: until it stops sending)."""
+    index = 0
+    while True:
+        ok, bgr = cap.read()
+        if not ok or bgr is None:
+            return
+        yield index, _rgb(bgr)
+        index += 1
 
 
 @dataclass(frozen=True)
@@ -113,10 +150,7 @@ class VideoReader:
         self.last = (-1, None)  # type: Tuple[int, Optional[np.ndarray]]
 
     def _open(self) -> cv2.VideoCapture:
-        cap = cv2.VideoCapture(self.path)
-        if not cap.isOpened():
-            raise UserError("cannot open video: %s" % self.path)
-        return cap
+        return open_capture(self.path)
 
     def count(self) -> int:
         """Number of decodable frames (decodes the whole file once)."""
@@ -145,7 +179,7 @@ class VideoReader:
         if not ok:
             raise UserError("cannot decode frame %d of video %s" % (index, self.path))
         self.pos += 1
-        self.last = (index, np.ascontiguousarray(bgr[:, :, ::-1]))
+        self.last = (index, _rgb(bgr))
         return self.last[1]
 
 
