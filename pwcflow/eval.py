@@ -40,6 +40,7 @@ from pwcflow.evaluation import report, submission
 from pwcflow.evaluation.metrics import FlowMetrics
 from pwcflow.files import atomic, checkpoint, preflight, tensorboard
 from pwcflow.files.checkpoint import step_of  # noqa: F401 (re-exported: the one owner is checkpoint)
+from pwcflow.inference import scale
 from pwcflow.inference.predictor import FlowPredictor
 from pwcflow.storage import cache
 
@@ -62,6 +63,7 @@ class Options:
     progress: bool = True
     flow_format: str = "flo"  # "flo" (<name>.flo) or "kitti" (<name>.png, KITTI 16-bit)
     occlusions: Optional[Callable[[str], Optional[np.ndarray]]] = None  # name -> occluded mask (Sintel)
+    max_side: Optional[int] = None  # also predict at a reduced size: Outcome.reduced, beside the full-size metrics
 
 
 @dataclass
@@ -76,6 +78,7 @@ class Outcome:
     picture_pairs: int = 0
     seconds: float = 0.0
     first_batch_seconds: float = 0.0
+    reduced: Optional[FlowMetrics] = None  # the metrics at max_side
 
 
 def scene_key(sample: Sample, passes: Sequence[str]) -> str:
@@ -96,13 +99,14 @@ def evaluate(predictor: FlowPredictor, samples: Sequence[Sample], opts: Options,
     by_name = {s.name: s for s in samples}
     sheet_idx = set(np.linspace(0, len(samples) - 1, min(opts.sheet_pairs, len(samples))).round().astype(int))
     sheet_names = {samples[i].name for i in sheet_idx} if opts.sheet_pairs > 0 else set()
-    out = Outcome(FlowMetrics(), report.ContactSheet())
+    out = Outcome(FlowMetrics(), report.ContactSheet(), reduced=FlowMetrics() if opts.max_side else None)
     bar = tqdm(total=len(samples), unit="pair", disable=not opts.progress, dynamic_ncols=True)
     start = time.time()
     for names, x, y, valid in pipeline.eval_batches(samples, opts.batch, opts.workers):
         if y is None and needs_gt:
             raise UserError("ground truth missing for pair %s: %s" % (names[0], by_name[names[0]].where))
         flows = predictor.predict_batch(x)
+        small = scale.predict_reduced(predictor.predict_batch, x, opts.max_side) if opts.max_side else None
         if not out.first_batch_seconds:
             out.first_batch_seconds = time.time() - start
         for i, name in enumerate(names):
@@ -112,6 +116,8 @@ def evaluate(predictor: FlowPredictor, samples: Sequence[Sample], opts: Options,
             if gt is not None:
                 occ = opts.occlusions(name) if opts.occlusions else None
                 epe = out.metrics.update_pair(name, scene_key(by_name[name], passes), flows[i], gt, vi, occ)
+                if small is not None:
+                    out.reduced.update_pair(name, scene_key(by_name[name], passes), small[i], gt, vi, occ)
             if opts.flo_dir:
                 _write_flow(opts, name, flows[i])
                 out.flo_files += 1
@@ -201,6 +207,7 @@ def _options(cfg: commands.EvalConfig, ds: DatasetSpec, split: str, stage: str, 
                    pictures_dir=os.path.join(stage, "pictures") if cfg.pictures else None,
                    pictures_max=cfg.pictures_max, sheet_pairs=cfg.sheet_pairs,
                    max_flow=cfg.max_flow, progress=cfg.progress, flow_format="kitti" if kitti_test else "flo",
+                   max_side=scale.check_max_side(cfg.max_side),
                    occlusions=submission.sintel_occlusions(ds.root) if ds.kind == "sintel" else None)
 
 
@@ -240,6 +247,10 @@ def main(cfg: commands.EvalConfig) -> None:
             predictor.close()
         summary = summarize(outcome, ds, split, spec.name, prefix)
         summary["flo_dir"] = opts.flo_dir and (flo_dir or os.path.join(run_dir, _flow_sub(ds, split)))
+        if outcome.reduced is not None and outcome.reduced.total.n:
+            summary["reduced"] = {"max_side": opts.max_side, "epe": float(outcome.reduced.total.mean())}
+            log.info("EPE at max_side=%d: %.4f px (full size %.4f px)", opts.max_side, summary["reduced"]["epe"],
+                     summary["epe"])
         _write_results(stage, summary, outcome, prefix)
     if summary["epe"] is not None:
         log.info("%s: EPE %.4f px over %d pairs -> %s", report.title(summary), summary["epe"], summary["pairs"],

@@ -22,12 +22,20 @@ DEFAULT_MODEL = "lg-6-2"  # conf/predict.yaml's default variant
 
 def as_rgb(img: np.ndarray, what: str = "image") -> np.ndarray:
     """An RGB frame as float32 (H, W, 3) in [0, 1]: uint8 is divided by 255, float taken as 0-1 already."""
+    return _unit(_rgb3(img, what), what)
+
+
+def _rgb3(img: np.ndarray, what: str) -> np.ndarray:
+    """(H, W, 3) of a grey, RGB or RGBA array (dtype kept, so a uint8 frame is resized as the CLI resizes it)."""
     img = np.asarray(img)
     if img.ndim == 2:
         img = np.repeat(img[..., None], 3, axis=2)
     if img.ndim != 3 or img.shape[2] not in (3, 4) or min(img.shape[:2]) < 1:
         raise UserError("%s: expected an RGB array (H, W, 3), got shape %s" % (what, img.shape))
-    img = img[..., :3]
+    return np.ascontiguousarray(img[..., :3])
+
+
+def _unit(img: np.ndarray, what: str) -> np.ndarray:
     if img.dtype == np.uint8:
         return img.astype(np.float32) / 255.0
     if not np.issubdtype(img.dtype, np.floating):
@@ -94,7 +102,7 @@ class FlowModel:
         """Flows [N, H, W, 2] for N equal-sized pairs, run together (in chunks a fixed-batch export takes)."""
         if self._runner is None:
             raise UserError("this FlowModel is closed")
-        frames = [(as_rgb(a, "pair %d img1" % i), as_rgb(b, "pair %d img2" % i)) for i, (a, b) in enumerate(pairs)]
+        frames = [(_rgb3(a, "pair %d img1" % i), _rgb3(b, "pair %d img2" % i)) for i, (a, b) in enumerate(pairs)]
         if not frames:
             return np.zeros((0, 0, 0, 2), np.float32)
         h, w = frames[0][0].shape[:2]
@@ -102,11 +110,14 @@ class FlowModel:
             if a.shape != (h, w, 3) or b.shape != (h, w, 3):
                 raise UserError("pair %d: frames of %s and %s, expected %dx%d like pair 0 (batch needs equal sizes)"
                                 % (i, a.shape[:2], b.shape[:2], h, w))
-        size = scale.reduced_size(h, w, self.max_side)
-        x = np.stack([np.stack([scale.shrink(a, size), scale.shrink(b, size)]) for a, b in frames])
+        size = scale.reduced_size(h, w, self.max_side)  # resized before the 0-1 scaling, as the CLI does
+        x = np.stack([np.stack([_unit(scale.shrink(f, size), "pair %d" % i) for f in pair])
+                      for i, pair in enumerate(frames)])
+        return np.stack([scale.restore_flow(np.ascontiguousarray(f), h, w) for f in self._run(x)])
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
         step = self._runner.batch_limit or len(x)
-        flows = np.concatenate([self._runner.run(x[i:i + step]) for i in range(0, len(x), step)])
-        return np.stack([scale.restore_flow(np.ascontiguousarray(f), h, w) for f in flows])
+        return np.concatenate([self._runner.run(x[i:i + step]) for i in range(0, len(x), step)])
 
     def sequence(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         """The flow between each frame and the next, one at a time (a video, a camera: any iterable)."""

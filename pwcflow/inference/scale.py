@@ -7,7 +7,7 @@ Nothing here imports TensorFlow (the exported-model path uses it too).
 
 import math
 import os
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -44,6 +44,14 @@ def restore_flow(flow: np.ndarray, h: int, w: int) -> np.ndarray:
     out[..., 0] *= float(w) / fw
     out[..., 1] *= float(h) / fh
     return out
+
+
+def predict_reduced(predict_batch: Callable[[np.ndarray], np.ndarray], x: np.ndarray, max_side: int) -> np.ndarray:
+    """``predict_batch`` on a batch x [B, 2, H, W, 3] shrunk to ``max_side``, flows [B, H, W, 2] scaled back."""
+    h, w = x.shape[2:4]
+    size = reduced_size(h, w, max_side)
+    small = np.stack([np.stack([shrink(np.ascontiguousarray(img), size) for img in pair]) for pair in x])
+    return np.stack([restore_flow(np.ascontiguousarray(f), h, w) for f in predict_batch(small)])
 
 
 def check_max_side(max_side: Optional[int], key: str = "max_side") -> Optional[int]:
