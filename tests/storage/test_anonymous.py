@@ -29,10 +29,10 @@ def tiny_checkpoint(folder: Path) -> str:
 
     graph = tf.Graph()
     with graph.as_default():
-        tf.compat.v1.get_variable("w", initializer=tf.constant([[1.0, 2.0], [3.0, 4.0]]))
-        saver = tf.compat.v1.train.Saver()
-        with tf.compat.v1.Session(graph=graph) as sess:
-            sess.run(tf.compat.v1.global_variables_initializer())
+        tf.get_variable("w", initializer=tf.constant([[1.0, 2.0], [3.0, 4.0]]))
+        saver = tf.train.Saver()
+        with tf.Session(graph=graph) as sess:
+            sess.run(tf.global_variables_initializer())
             return saver.save(sess, str(folder / "pwcnet.ckpt"), global_step=7, write_meta_graph=False)
 
 
