@@ -42,6 +42,9 @@ def localize(uri_or_path: str, cfg_storage: Optional[StorageConfig] = None, kind
     model = registry.lookup(uri_or_path) if kind == "checkpoint" else None
     if model is not None:
         return localize_model(model, cfg_storage, store)
+    if kind == "checkpoint" and registry.looks_like_name(uri_or_path):
+        raise UserError("checkpoint not found: %s (neither a path nor a published model name; python -m "
+                        "pwcflow.models lists those)" % uri_or_path)
     if uri_or_path is None or not is_remote(str(uri_or_path)):
         return uri_or_path
     uri = str(uri_or_path)

@@ -75,6 +75,12 @@ def lookup(value: Optional[str]) -> Optional[Model]:
     return load().get(str(value))
 
 
+def looks_like_name(value: Optional[str]) -> bool:
+    """True for a bare word that is no existing path (nor a checkpoint prefix's files): meant as a model name."""
+    value = str(value or "")
+    return bool(_NAME_RE.match(value)) and not any(os.path.exists(value + ext) for ext in ("", ".index"))
+
+
 def names() -> List[str]:
     return sorted(load())
 
