@@ -8,7 +8,7 @@ flows are compared (must agree within 1e-4 px). Reports median wall and CPU time
 (multiply-adds counted from the layer shapes) next to a large matmul's GFLOP/s measured in the same run, peak
 memory (CPU: peak RSS of a fresh process per variant; GPU: TensorFlow's allocator peak) and the speed-ups
 (paired per round: wall clock, and CPU seconds, which other processes' load disturbs less). Prints a table and
-saves ``benchmarks/results/bench_forward.json``.
+saves ``benchmarks/results/raw/bench_forward.json`` (``--json NAME``: also the committed ``record_run`` format).
 
     python benchmarks/bench_forward.py                                  # CPU: lg and sm, batch 1 and 8
     python benchmarks/bench_forward.py --device gpu --xla both --precision both   # the GPU table
@@ -108,6 +108,17 @@ def measure(args: argparse.Namespace, model: str, ckpt: str, batch: int, precisi
     return rows
 
 
+def _figures(rows: List[dict], baseline: str):
+    """``record_run``'s rows (per-round seconds) and ratios (baseline / each variant) from ``measure``'s rows."""
+    def name(r: dict, impl: str) -> str:
+        return "%s b%d %s xla=%s %s" % (r["model"], r["batch"], r["precision"], r["xla"], impl)
+
+    times = {name(r, r["impl"]): r["runs_s"] for r in rows}
+    ratios = {name(r, r["impl"] + " vs " + baseline): (name(r, baseline), name(r, r["impl"]))
+              for r in rows if r["impl"] != baseline}
+    return times, ratios
+
+
 def _reset_gpu_peak() -> None:
     try:
         from pwcflow.tf1 import tf
@@ -136,7 +147,8 @@ def main() -> None:
                     help="CPU peak RSS per variant (fresh process each): for fp32/XLA-off rows, all rows or none")
     ap.add_argument("--peak-n", type=int, default=4096, help="size of the matmul timed for the peak")
     ap.add_argument("--tolerance", type=float, default=1e-4, help="max |flow difference| allowed (px, fp32)")
-    ap.add_argument("--out", default="bench_forward", help="JSON name under benchmarks/results/")
+    ap.add_argument("--out", default="bench_forward", help="JSON name under benchmarks/results/raw/")
+    ap.add_argument("--json", help="also record the run (common.record_run) at this path, e.g. forward_xeon")
     for hidden in ("--one", "--model", "--ckpt", "--batch"):
         ap.add_argument(hidden, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -147,6 +159,7 @@ def main() -> None:
         return
     if args.device == "cpu" and args.precision != "fp32":
         print("note: device.mixed_precision only rewrites graphs on GPU; on CPU the 'mixed' rows run in float32")
+    load_before = common.load1()
     info = common.machine()
     info["tf32"] = tf32
     dev = "/GPU:0" if args.device == "gpu" else None
@@ -204,6 +217,9 @@ def main() -> None:
     path = common.write_json(args.out, {"machine": info, "args": vars(args), "matmul_peak": peaks, "rows": rows,
                                         "size": list(SIZE), "padded": list(PADDED), "tf_threads": args.threads})
     print("saved %s" % path)
+    if args.json:
+        print(common.record_run(args.json, " ".join(["python"] + sys.argv), *_figures(rows, args.impls[0]),
+                                load_before, peak))
     if bad:
         sys.exit("outputs differ from the baseline by more than %g px: %s" % (
             args.tolerance, ["%s b%d %s" % (r["model"], r["batch"], r["impl"]) for r in bad]))
