@@ -22,7 +22,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 RAW = RESULTS / "raw"
-for _p in (str(ROOT), str(ROOT / "tests")):
+for _p in (str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "support")):
     if _p not in sys.path:
         sys.path.insert(1, _p)
 
