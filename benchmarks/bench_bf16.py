@@ -103,6 +103,7 @@ def main() -> None:
             fns = {p: (lambda pr=pr: pr.sess.run(pr.flow, {pr.x: x})) for p, pr in preds.items()}
             r = common.interleaved(fns, args.rounds)
             times.update({"%s %s" % (model, p): r[p]["wall"] for p in preds})
+            times.update({"%s %s cpu" % (model, p): r[p]["cpu"] for p in preds})
             speed.append({"model": model, "fp32_s": common.median(r["fp32"]["wall"]),
                           "bf16_s": common.median(r["bf16"]["wall"]),
                           "ratio": common.paired_ratio(r["fp32"]["wall"], r["bf16"]["wall"]),
@@ -118,7 +119,8 @@ def main() -> None:
     print(common.write_json("bf16", {"info": info, "speed": speed, "accuracy": accuracy}))
     if args.json:
         peak = max(info["peak_before"]["gflops_median"], info["peak_after"]["gflops_median"])
-        ratios = {"%s bf16" % m: ("%s fp32" % m, "%s bf16" % m) for m in args.models}
+        ratios = {"%s bf16%s" % (m, c): ("%s fp32%s" % (m, c), "%s bf16%s" % (m, c)) for m in args.models
+                  for c in ("", " cpu")}
         print(common.record_run(args.json, " ".join(["python"] + sys.argv), times, ratios, load_before, peak,
                                 {"accuracy": accuracy, "bf16_unit": info["bf16_unit"]}))
 

@@ -96,7 +96,8 @@ def measure(args: argparse.Namespace, model: str, ckpt: str, batch: int, precisi
         med = common.median(t["wall"])
         row = {"model": model, "batch": batch, "precision": precision, "xla": xla, "impl": impl,
                "build_s": build[impl], "first_run_s": t["first"], "median_s": med, "min_s": min(t["wall"]),
-               "runs_s": t["wall"], "cpu_s_median": common.median(t["cpu"]), "pairs_per_s": batch / med,
+               "runs_s": t["wall"], "cpu_runs_s": t["cpu"], "cpu_s_median": common.median(t["cpu"]),
+               "pairs_per_s": batch / med,
                "gflops": 2.0 * macs / med / 1e9, "macs": macs, "gpu_peak_mib": gpu_peak[impl],
                "speedup_vs_baseline": common.median(base) / med, "speedup_paired": common.paired_ratio(base, t["wall"]),
                "speedup_cpu": common.paired_ratio(timing[args.impls[0]]["cpu"], t["cpu"]),
@@ -109,13 +110,17 @@ def measure(args: argparse.Namespace, model: str, ckpt: str, batch: int, precisi
 
 
 def _figures(rows: List[dict], baseline: str):
-    """``record_run``'s rows (per-round seconds) and ratios (baseline / each variant) from ``measure``'s rows."""
+    """``record_run``'s rows (per-round wall seconds, and process CPU seconds as ``... cpu``) and ratios
+    (baseline / each variant, wall and CPU) from ``measure``'s rows."""
     def name(r: dict, impl: str) -> str:
         return "%s b%d %s xla=%s %s" % (r["model"], r["batch"], r["precision"], r["xla"], impl)
 
-    times = {name(r, r["impl"]): r["runs_s"] for r in rows}
-    ratios = {name(r, r["impl"] + " vs " + baseline): (name(r, baseline), name(r, r["impl"]))
-              for r in rows if r["impl"] != baseline}
+    times, ratios = {}, {}
+    for suffix, key in (("", "runs_s"), (" cpu", "cpu_runs_s")):
+        times.update({name(r, r["impl"]) + suffix: r[key] for r in rows})
+        ratios.update({name(r, r["impl"] + " vs " + baseline) + suffix: (name(r, baseline) + suffix,
+                                                                        name(r, r["impl"]) + suffix)
+                       for r in rows if r["impl"] != baseline})
     return times, ratios
 
 

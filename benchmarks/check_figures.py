@@ -10,7 +10,8 @@ per-round quotients) and the line must show, at the digits it prints, both rows'
 the ratio of medians (``N.NNx``), and also the median of ratios where the two differ at those digits. Every
 ``N.NNx`` on a marked line must be one of its markers' ratios. A line with an ``N.NNx`` and no fig marker
 fails unless it says ``<!-- target -->`` (a goal, not a measurement) or ``<!-- not measured -->`` (history
-whose per-round data was not kept). Exit status 1 and one ``file:line: problem`` line per problem.
+whose per-round data was not kept); inline code is ignored. Exit status 1 and one ``file:line: problem`` line
+per problem.
 """
 
 import json
@@ -25,6 +26,7 @@ MARKER = re.compile(r"<!--\s*fig:\s*(\S+\.json)\s+(.+?)\s*-->")
 EXEMPT = re.compile(r"<!--\s*(target|not measured)\s*-->")
 RATIO = re.compile(r"(?<![\d.])(\d+\.\d+)x(?!\d)")
 SECONDS = re.compile(r"(?<![\d.])(\d+\.\d+)\s?s\b")
+CODE = re.compile(r"`[^`]*`")
 TOLERANCE = 2e-6
 
 
@@ -80,7 +82,9 @@ def _shown(value: float, printed: Sequence[str]) -> Optional[str]:
 
 
 def check_line(line: str, load_run) -> List[str]:
-    """Problems of one document line (``load_run(path)`` returns a run's dict or raises with a message)."""
+    """Problems of one document line (``load_run(path)`` returns a run's dict or raises with a message).
+    Inline code (`...`) is left out: it shows commands and the marker syntax, not figures."""
+    line = CODE.sub("", line)
     markers = MARKER.findall(line)
     text = MARKER.sub("", line)
     ratios, seconds = RATIO.findall(text), SECONDS.findall(text)
