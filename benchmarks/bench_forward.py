@@ -223,8 +223,10 @@ def main() -> None:
                                         "size": list(SIZE), "padded": list(PADDED), "tf_threads": args.threads})
     print("saved %s" % path)
     if args.json:
+        diffs = {"%s b%d %s %s" % (r["model"], r["batch"], r["precision"], r["impl"]): r["max_abs_diff_vs_baseline_px"]
+                 for r in rows}
         print(common.record_run(args.json, " ".join(["python"] + sys.argv), *_figures(rows, args.impls[0]),
-                                load_before, peak))
+                                load_before, peak, {"max_abs_diff_vs_%s_px" % args.impls[0]: diffs}))
     if bad:
         sys.exit("outputs differ from the baseline by more than %g px: %s" % (
             args.tolerance, ["%s b%d %s" % (r["model"], r["batch"], r["impl"]) for r in bad]))
