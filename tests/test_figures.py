@@ -92,3 +92,15 @@ def test_a_missing_run_file_fails(tmp_path):
     doc = tmp_path / "doc.md"
     doc.write_text("1.000 s / 0.500 s: 2.00x" + MARK + "\n")
     assert any("No such file" in p for p in check_figures.check_docs([doc], tmp_path))
+
+
+def test_record_run_writes_what_the_checker_accepts(tmp_path):
+    import common  # benchmarks/common.py: the writer the benchmarks call
+
+    path = common.record_run(tmp_path / "r.json", "python benchmarks/x.py --rounds 3",
+                             {"a": [1.0, 2.0, 3.0], "b": [1.0, 0.5, 2.0]}, {"a vs b": ("a", "b")}, 1.25, 400.0)
+    run = json.loads(path.read_text())
+    assert check_figures.check_run(run) == []
+    assert run["ratios"]["a vs b"]["ratio_of_medians"] == 2.0 and run["ratios"]["a vs b"]["median_of_ratios"] == 1.5
+    assert run["load"]["before"] == 1.25 and isinstance(run["load"]["after"], float)
+    assert run["cores"] >= 1 and run["cpu"] and run["versions"]["python"] and run["matmul_peak_gflops"] == 400.0
