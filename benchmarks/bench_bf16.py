@@ -75,7 +75,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=["lg-6-2", "sm-6-2"], choices=["lg-6-2", "sm-6-2"])
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--json", help="also record the run (common.record_run) at this path, e.g. bf16_xeon")
     args = ap.parse_args()
+    load_before = common.load1()
 
     from pwcflow.config.compose import compose_group
     from pwcflow.device import precision
@@ -90,7 +92,7 @@ def main() -> None:
 
     info = {"machine": common.machine(), "bf16_unit": precision.bf16_unit(),
             "peak_before": common.matmul_peak(common.session_config())}
-    speed, accuracy = [], []
+    speed, accuracy, times = [], [], {}
     x = bench_forward.inputs(1)
     with tempfile.TemporaryDirectory() as tmp:
         for model in args.models:
@@ -100,6 +102,8 @@ def main() -> None:
             accuracy.append(eval_fixture(model, preds, os.path.join(tmp, model)))
             fns = {p: (lambda pr=pr: pr.sess.run(pr.flow, {pr.x: x})) for p, pr in preds.items()}
             r = common.interleaved(fns, args.rounds)
+            times.update({"%s %s" % (model, p): r[p]["wall"] for p in preds})
+            times.update({"%s %s cpu" % (model, p): r[p]["cpu"] for p in preds})
             speed.append({"model": model, "fp32_s": common.median(r["fp32"]["wall"]),
                           "bf16_s": common.median(r["bf16"]["wall"]),
                           "ratio": common.paired_ratio(r["fp32"]["wall"], r["bf16"]["wall"]),
@@ -113,6 +117,12 @@ def main() -> None:
                        [[a["model"], a["data"], "%.3f" % a["max_px"], "%.4f" % a["epe_fp32"], "%.4f" % a["epe_bf16"],
                          "%+.4f" % (a["epe_bf16"] - a["epe_fp32"])] for a in accuracy]))
     print(common.write_json("bf16", {"info": info, "speed": speed, "accuracy": accuracy}))
+    if args.json:
+        peak = max(info["peak_before"]["gflops_median"], info["peak_after"]["gflops_median"])
+        ratios = {"%s bf16%s" % (m, c): ("%s fp32%s" % (m, c), "%s bf16%s" % (m, c)) for m in args.models
+                  for c in ("", " cpu")}
+        print(common.record_run(args.json, " ".join(["python"] + sys.argv), times, ratios, load_before, peak,
+                                {"accuracy": accuracy, "bf16_unit": info["bf16_unit"]}))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ flows are compared (must agree within 1e-4 px). Reports median wall and CPU time
 (multiply-adds counted from the layer shapes) next to a large matmul's GFLOP/s measured in the same run, peak
 memory (CPU: peak RSS of a fresh process per variant; GPU: TensorFlow's allocator peak) and the speed-ups
 (paired per round: wall clock, and CPU seconds, which other processes' load disturbs less). Prints a table and
-saves ``benchmarks/results/bench_forward.json``.
+saves ``benchmarks/results/raw/bench_forward.json`` (``--json NAME``: also the committed ``record_run`` format).
 
     python benchmarks/bench_forward.py                                  # CPU: lg and sm, batch 1 and 8
     python benchmarks/bench_forward.py --device gpu --xla both --precision both   # the GPU table
@@ -96,7 +96,8 @@ def measure(args: argparse.Namespace, model: str, ckpt: str, batch: int, precisi
         med = common.median(t["wall"])
         row = {"model": model, "batch": batch, "precision": precision, "xla": xla, "impl": impl,
                "build_s": build[impl], "first_run_s": t["first"], "median_s": med, "min_s": min(t["wall"]),
-               "runs_s": t["wall"], "cpu_s_median": common.median(t["cpu"]), "pairs_per_s": batch / med,
+               "runs_s": t["wall"], "cpu_runs_s": t["cpu"], "cpu_s_median": common.median(t["cpu"]),
+               "pairs_per_s": batch / med,
                "gflops": 2.0 * macs / med / 1e9, "macs": macs, "gpu_peak_mib": gpu_peak[impl],
                "speedup_vs_baseline": common.median(base) / med, "speedup_paired": common.paired_ratio(base, t["wall"]),
                "speedup_cpu": common.paired_ratio(timing[args.impls[0]]["cpu"], t["cpu"]),
@@ -106,6 +107,21 @@ def measure(args: argparse.Namespace, model: str, ckpt: str, batch: int, precisi
             row["vs_fp32_max_px"], row["vs_fp32_mean_px"] = float(diff.max()), float(diff.mean())
         rows.append(row)
     return rows
+
+
+def _figures(rows: List[dict], baseline: str):
+    """``record_run``'s rows (per-round wall seconds, and process CPU seconds as ``... cpu``) and ratios
+    (baseline / each variant, wall and CPU) from ``measure``'s rows."""
+    def name(r: dict, impl: str) -> str:
+        return "%s b%d %s xla=%s %s" % (r["model"], r["batch"], r["precision"], r["xla"], impl)
+
+    times, ratios = {}, {}
+    for suffix, key in (("", "runs_s"), (" cpu", "cpu_runs_s")):
+        times.update({name(r, r["impl"]) + suffix: r[key] for r in rows})
+        ratios.update({name(r, r["impl"] + " vs " + baseline) + suffix: (name(r, baseline) + suffix,
+                                                                        name(r, r["impl"]) + suffix)
+                       for r in rows if r["impl"] != baseline})
+    return times, ratios
 
 
 def _reset_gpu_peak() -> None:
@@ -136,7 +152,8 @@ def main() -> None:
                     help="CPU peak RSS per variant (fresh process each): for fp32/XLA-off rows, all rows or none")
     ap.add_argument("--peak-n", type=int, default=4096, help="size of the matmul timed for the peak")
     ap.add_argument("--tolerance", type=float, default=1e-4, help="max |flow difference| allowed (px, fp32)")
-    ap.add_argument("--out", default="bench_forward", help="JSON name under benchmarks/results/")
+    ap.add_argument("--out", default="bench_forward", help="JSON name under benchmarks/results/raw/")
+    ap.add_argument("--json", help="also record the run (common.record_run) at this path, e.g. forward_xeon")
     for hidden in ("--one", "--model", "--ckpt", "--batch"):
         ap.add_argument(hidden, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -147,6 +164,7 @@ def main() -> None:
         return
     if args.device == "cpu" and args.precision != "fp32":
         print("note: device.mixed_precision only rewrites graphs on GPU; on CPU the 'mixed' rows run in float32")
+    load_before = common.load1()
     info = common.machine()
     info["tf32"] = tf32
     dev = "/GPU:0" if args.device == "gpu" else None
@@ -204,6 +222,11 @@ def main() -> None:
     path = common.write_json(args.out, {"machine": info, "args": vars(args), "matmul_peak": peaks, "rows": rows,
                                         "size": list(SIZE), "padded": list(PADDED), "tf_threads": args.threads})
     print("saved %s" % path)
+    if args.json:
+        diffs = {"%s b%d %s %s" % (r["model"], r["batch"], r["precision"], r["impl"]): r["max_abs_diff_vs_baseline_px"]
+                 for r in rows}
+        print(common.record_run(args.json, " ".join(["python"] + sys.argv), *_figures(rows, args.impls[0]),
+                                load_before, peak, {"max_abs_diff_vs_%s_px" % args.impls[0]: diffs}))
     if bad:
         sys.exit("outputs differ from the baseline by more than %g px: %s" % (
             args.tolerance, ["%s b%d %s" % (r["model"], r["batch"], r["impl"]) for r in bad]))

@@ -188,7 +188,8 @@ def _train_rows(tfo, model: str, ckpt: str, args: argparse.Namespace, folder: st
 def _row(model: str, what: str, r: Dict[str, dict], diff, macs) -> dict:
     t, p = r["tfoptflow"]["wall"], r["pwcflow"]["wall"]
     row = {"model": model, "row": what, "tfoptflow_s": common.median(t), "pwcflow_s": common.median(p),
-           "ratio": common.paired_ratio(t, p), "max_diff_px": diff, "loadavg": list(os.getloadavg())}
+           "ratio": common.paired_ratio(t, p), "max_diff_px": diff, "loadavg": list(os.getloadavg()),
+           "tfoptflow_runs_s": t, "pwcflow_runs_s": p}
     if macs:
         row["tfoptflow_gflops"] = 2.0 * macs / row["tfoptflow_s"] / 1e9
         row["pwcflow_gflops"] = 2.0 * macs / row["pwcflow_s"] / 1e9
@@ -223,7 +224,9 @@ def main() -> None:
                     "as tfoptflow's own session)")
     ap.add_argument("--rows", nargs="+", default=["forward", "train"], choices=["forward", "train"],
                     help="forward: forward and PNG -> flow rows; train: the training-step rows")
+    ap.add_argument("--json", help="also record the run (common.record_run) at this path, e.g. vs_tfoptflow_tf2")
     args = ap.parse_args()
+    load_before = common.load1()
     import tfoptflow_import
 
     from pwcflow.model import tuning
@@ -248,6 +251,15 @@ def main() -> None:
                              {"info": info, "rows": rows})
     print(markdown(info, rows))
     print("wrote", path)
+    if args.json:
+        times, ratios = {}, {}
+        for r in rows:
+            name = "%s %s" % (r["model"], r["row"])
+            times.update({name + " tfoptflow": r["tfoptflow_runs_s"], name + " pwcflow": r["pwcflow_runs_s"]})
+            ratios[name] = (name + " tfoptflow", name + " pwcflow")
+        peak = max(info["peak_before"]["gflops_median"], info["peak_after"]["gflops_median"])
+        print(common.record_run(args.json, info["command"], times, ratios, load_before, peak,
+                                {"shims": info["shims"], "formulation": info["formulation"]}))
 
 
 if __name__ == "__main__":

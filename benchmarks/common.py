@@ -6,6 +6,7 @@ interleaved rounds (A, B, A, B, ...) and reported as medians, with the load aver
 """
 
 import contextlib
+import datetime
 import json
 import os
 import platform
@@ -14,13 +15,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-for _p in (str(ROOT), str(ROOT / "tests")):
+RAW = RESULTS / "raw"
+for _p in (str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "support")):
     if _p not in sys.path:
         sys.path.insert(1, _p)
 
@@ -274,10 +276,59 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 
 
 def write_json(name: str, payload: Dict[str, object]) -> Path:
-    """Save ``payload`` as ``benchmarks/results/<name>.json`` (git-ignored) and return the path."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / (name + ".json")
+    """Save a benchmark's full ``payload`` as ``benchmarks/results/raw/<name>.json`` (git-ignored; the committed
+    figures are ``record_run`` files) and return the path."""
+    RAW.mkdir(parents=True, exist_ok=True)
+    path = RAW / (name + ".json")
     path.write_text(json.dumps(payload, indent=2, default=_plain) + "\n")
+    return path
+
+
+def load1() -> float:
+    """The 1-minute load average (record it before a run for ``record_run``)."""
+    return round(os.getloadavg()[0], 2)
+
+
+def versions(**extra: str) -> Dict[str, str]:
+    """Python, NumPy and (if imported) TensorFlow versions, plus ``extra``."""
+    out = {"python": platform.python_version(), "numpy": np.__version__}
+    if "tensorflow" in sys.modules:
+        out["tensorflow"] = str(getattr(sys.modules["tensorflow"], "__version__", "?"))
+    out.update(extra)
+    return out
+
+
+def record_run(path, command: str, rows: Dict[str, Sequence[float]], ratios: Dict[str, Tuple[str, str]],
+               load_before: float, matmul_peak_gflops: Optional[float] = None,
+               extra: Optional[Dict[str, object]] = None) -> Path:
+    """Write one benchmark run in the committed format that ``benchmarks/check_figures.py`` checks.
+
+    ``rows``: row name -> per-round seconds (interleaved rounds: round i of every row ran side by side);
+    ``ratios``: ratio name -> (slower row, faster row), stored as the ratio of the medians and the median of
+    the per-round ratios. ``path``: a file name (``benchmarks/results/<path>.json``) or a path. ``extra``:
+    anything else worth keeping (accuracy, shapes), stored under ``"extra"``.
+    """
+    path = Path(path)
+    if path.parent == Path("."):
+        path = RESULTS / (path.name if path.suffix == ".json" else path.name + ".json")
+    out_rows = {k: {"times_s": [round(float(t), 6) for t in ts], "median_s": round(median(ts), 6)}
+                for k, ts in rows.items()}
+    out_ratios = {}
+    for name, (slower, faster) in ratios.items():
+        a, b = out_rows[slower]["times_s"], out_rows[faster]["times_s"]
+        out_ratios[name] = {"slower": slower, "faster": faster,
+                            "ratio_of_medians": round(median(a) / median(b), 6),
+                            "median_of_ratios": round(median([x / y for x, y in zip(a, b)]), 6)}
+    payload = {"command": command, "cpu": cpu_model(), "cores": os.cpu_count(),
+               "load": {"before": load_before, "after": load1()}, "versions": versions(),
+               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+               "rows": out_rows, "ratios": out_ratios}
+    if matmul_peak_gflops is not None:
+        payload["matmul_peak_gflops"] = round(float(matmul_peak_gflops), 1)
+    if extra:
+        payload["extra"] = extra
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=1, default=_plain) + "\n")
     return path
 
 

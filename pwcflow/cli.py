@@ -77,8 +77,8 @@ class RunGuard(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
         """Record whether the run dir and its log file exist; check that the run dir can be written."""
-        run_dir = os.path.abspath(str(commands.hydra.run.dir))
-        log_file = os.path.join(run_dir, "%s.log" % commands.hydra.job.name)
+        run_dir = os.path.abspath(str(config.hydra.run.dir))
+        log_file = os.path.join(run_dir, "%s.log" % config.hydra.job.name)
         top = run_dir  # the outermost folder Hydra will create for this run dir (itself if its parent exists)
         while not os.path.exists(os.path.dirname(top)) and os.path.dirname(top) != top:
             top = os.path.dirname(top)

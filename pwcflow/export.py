@@ -169,6 +169,8 @@ def main(cfg: commands.ExportConfig) -> None:
     fmt = cfg.format
     if fmt not in FORMATS:
         raise UserError("bad setting format=%s: must be one of %s" % (fmt, ", ".join(FORMATS)))
+    if fmt == "tftrt":
+        formats.check_tftrt()  # before the checkpoint is looked at: no TensorRT or GPU, nothing to do
     spec = cfg.model
     shape = input_shape(cfg.batch, cfg.height, cfg.width, spec.multiple)
     backend.prepare(cfg.device)

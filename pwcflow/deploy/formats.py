@@ -2,7 +2,8 @@
 
 - ``onnx``: tf2onnx from the frozen GraphDef; input ``x_tnsr``, output ``flow_pred`` as in the pb.
 - ``tflite``: TensorFlow Lite float32 (``fp16=true``: float16 weights, float32 compute).
-- ``tftrt``: a TF-TRT frozen GraphDef (TensorRT engines in ``TRTEngineOp`` nodes); needs an NVIDIA GPU.
+- ``tftrt``: a TF-TRT frozen GraphDef (TensorRT engines in ``TRTEngineOp`` nodes); needs an NVIDIA GPU and a
+  TensorFlow built with TensorRT (``check_tftrt``). Unverified: it has not run on a GPU yet.
 
 ``write_checked`` writes into a temporary sibling, runs it with its own runtime on a generated pair,
 compares with the checkpoint's session output and renames it into place only within tolerance.
@@ -71,14 +72,38 @@ def write_tflite(graph_def: tf.GraphDef, path: str, fp16: bool = False) -> None:
         fh.write(data)
 
 
+def tensorrt_enabled() -> bool:
+    """Whether this TensorFlow was built with TensorRT (TF-TRT): TensorFlow's own ``is_tensorrt_enabled``
+    (``tensorflow/python/compiler/tensorrt/trt_convert.py`` calls it before converting)."""
+    try:
+        if IS_TF1:
+            from tensorflow.compiler.tf2tensorrt import wrap_py_utils as utils
+        else:
+            from tensorflow.compiler.tf2tensorrt import _pywrap_py_utils as utils
+        return bool(utils.is_tensorrt_enabled())
+    except (ImportError, AttributeError):
+        return False
+
+
+def check_tftrt() -> None:
+    """One line unless this TensorFlow has TensorRT and sees a GPU; ``export`` calls it before any checkpoint work.
+
+    TensorFlow's CUDA pip wheels ship without TensorRT since 2.18 (tensorflow/tensorflow#87911); 2.17 and
+    earlier with TensorRT's libraries, or NVIDIA's NGC TensorFlow containers, have it.
+    """
+    if not tensorrt_enabled():
+        raise UserError("format=tftrt needs TensorFlow built with TensorRT: TensorFlow %s is not (pip wheels since "
+                        "2.18 are not; use TensorFlow <= 2.17 with TensorRT or an NVIDIA NGC TensorFlow container)"
+                        % TF_VERSION)
+    if not tf.config.experimental.list_physical_devices("GPU"):
+        raise UserError("format=tftrt needs an NVIDIA GPU: TensorFlow %s sees no GPU here" % TF_VERSION)
+
+
 def write_tftrt(graph_def: tf.GraphDef, path: str, batch: Optional[int] = 1) -> None:
     """TF-TRT GraphDef (FP32 engines built at conversion); one line without a GPU or TensorRT."""
-    if not tf.config.experimental.list_physical_devices("GPU"):
-        raise UserError("format=tftrt needs an NVIDIA GPU with TensorRT: TensorFlow %s sees no GPU here" % TF_VERSION)
-    try:
-        from tensorflow.python.compiler.tensorrt import trt_convert as trt
-    except ImportError as exc:
-        raise UserError("format=tftrt needs TensorFlow built with TensorRT (%s)" % exc)
+    check_tftrt()
+    from tensorflow.python.compiler.tensorrt import trt_convert as trt
+
     key = "nodes_blacklist" if IS_TF1 else "nodes_denylist"
     conv = trt.TrtGraphConverter(input_graph_def=graph_def, max_batch_size=int(batch or 1), precision_mode="FP32",
                                  is_dynamic_op=batch is None, **{key: [OUTPUT_NAME]})

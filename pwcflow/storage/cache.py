@@ -235,18 +235,23 @@ def _fetch(store: ObsStore, bucket: str, obj: ObjectInfo, path: str) -> None:
 
 
 def _up_to_date(path: str, obj: ObjectInfo, manifest: Dict[str, list]) -> bool:
-    """True if ``path`` holds ``obj``: same size, and the same ETag (recorded earlier, or the file's MD5)."""
+    """True if ``path`` holds ``obj``: same size, and the same ETag (recorded earlier, or the file's MD5); an
+    object without an ETag is never taken from the cache."""
     try:
         stat = os.stat(path)
     except OSError:
         return False
-    if stat.st_size != obj.size:
-        return False
+    if stat.st_size != obj.size or not obj.etag:
+        return False  # no ETag (no version): the size alone cannot tell a changed object, fetch it again
     seen = manifest.get(obj.key)
     if seen and seen[:2] == [obj.size, obj.etag] and seen[2] == stat.st_mtime_ns:
         return True
-    if re.match(r"^[0-9a-f]{32}$", obj.etag or "") and _md5(path) != obj.etag:
-        return False  # a single-part ETag is the MD5; multipart ETags cannot be checked locally: trust the size
+    if re.match(r"^[0-9a-f]{32}$", obj.etag):
+        if _md5(path) != obj.etag:
+            return False  # a single-part ETag is the MD5
+    elif seen and seen[1] != obj.etag:
+        return False  # changed since this file was fetched (a multipart ETag, or moxing's mtime version)
+    # else a multipart ETag that cannot be checked locally and no record: trust the size
     manifest[obj.key] = [obj.size, obj.etag, stat.st_mtime_ns]
     return True
 

@@ -78,14 +78,23 @@ class MoxingStore:
             key = join_key(folder, rel)
             url = _url(bucket, key)
             if key.startswith(prefix) and not self.mox.is_directory(url):
-                yield ObjectInfo(key, int(self.mox.get_size(url)), "")
+                yield self._info(key, url)
 
     def head(self, bucket: str, key: str) -> Optional[ObjectInfo]:
-        """The object's size, or None if it does not exist."""
+        """The object's size and version, or None if it does not exist."""
         url = _url(bucket, key)
         if not key or not self._do("exists %s" % url, self.mox.exists, url) or self.mox.is_directory(url):
             return None
-        return ObjectInfo(key, int(self._do("get_size %s" % url, self.mox.get_size, url)), "")
+        return self._info(key, url)
+
+    def _info(self, key: str, url: str) -> ObjectInfo:
+        """Size and a version in place of the ETag moxing does not list: ``mtime:<ns>`` from ``mox.file.stat``
+        (``length``, ``mtime_nsec``), so the cache fetches a rewritten object of the same size again; without
+        ``stat`` an empty version, which the cache never trusts."""
+        if not hasattr(self.mox, "stat"):
+            return ObjectInfo(key, int(self._do("get_size %s" % url, self.mox.get_size, url)), "")
+        st = self._do("stat %s" % url, self.mox.stat, url)
+        return ObjectInfo(key, int(st.length), "mtime:%d" % int(st.mtime_nsec))
 
     def download(self, bucket: str, key: str, path: str, size: Optional[int] = None) -> None:
         """Copy one object to ``path`` through a temp file (``path`` is absent or complete; ``size`` unused)."""

@@ -100,10 +100,9 @@ def server(tmp_path_factory):
 
 @pytest.mark.slow
 def test_old_style_job_s3_train_url_with_s3_endpoint(server, tmp_path):
-    env = _env({"OBS_ACCESS_KEY_ID": server.access_key, "OBS_SECRET_ACCESS_KEY": "S3RVER",
+    env = _env({"OBS_ACCESS_KEY_ID": server.access_key, "OBS_SECRET_ACCESS_KEY": server.secret,
                 "S3_ENDPOINT": server.url})  # the endpoint variable ModelArts sets
-    argv = ARGS + ["storage.path_style=true", "storage.signature=v4", "storage.region=us-east-1",
-                   "storage.cache_dir=%s" % (tmp_path / "cache"), "--train_url=s3://runs/old1/"]
+    argv = ARGS + ["storage.cache_dir=%s" % (tmp_path / "cache"), "--train_url=s3://runs/old1/"]
     _run(tmp_path / "c1", argv + ["train.iterations=4"], tmp_path / "log1.txt", env)
     keys = server.stored_keys("runs")
     assert "old1/checkpoints/checkpoint" in keys and "old1/metrics.json" in keys

@@ -10,7 +10,7 @@ import pytest
 from conftest import ROOT, error_line, run_module, session_flow
 
 from pwcflow.data import flowio
-from pwcflow.deploy import exported
+from pwcflow.deploy import exported, formats
 from pwcflow.errors import UserError
 from pwcflow.model.pwcnet import ModelSpec
 from pwcflow.tf1 import IS_TF1, tf
@@ -156,11 +156,15 @@ def test_tflite_on_tf1_says_why(ref_dir, tmp_path):
     assert not out.exists() or not os.listdir(str(out))
 
 
-@pytest.mark.skipif(bool(tf.config.experimental.list_physical_devices("GPU")), reason="a GPU is present")
-def test_tftrt_without_gpu_says_why(ref_dir, tmp_path):
-    proc, out = _export(tmp_path, ref_dir / "sm", "tftrt")
-    assert "needs an NVIDIA GPU" in error_line(proc)
-    assert not out.exists() or not os.listdir(str(out))
+@pytest.mark.skipif(formats.tensorrt_enabled() and bool(tf.config.experimental.list_physical_devices("GPU")),
+                    reason="TensorRT and a GPU are present")
+def test_tftrt_without_tensorrt_or_gpu_refuses_before_the_checkpoint(tmp_path):
+    # a checkpoint that does not exist: the TensorRT/GPU refusal must come first, before it is looked for
+    proc, out = _export(tmp_path, tmp_path / "no-such-ckpt", "tftrt")
+    line = error_line(proc)
+    want = "needs an NVIDIA GPU" if formats.tensorrt_enabled() else "needs TensorFlow built with TensorRT"
+    assert want in line and "no-such-ckpt" not in line, line
+    assert not out.exists()
 
 
 def test_fit_pads_and_refuses():

@@ -9,7 +9,6 @@ import logging
 import os
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -45,20 +44,21 @@ def server(tmp_path_factory):
 
 @pytest.fixture
 def secret(monkeypatch, server) -> str:
-    """Credentials in the environment only; the secret is unique so it can be searched for afterwards."""
-    value = "pwcflow-SECRET-%s" % uuid.uuid4().hex
+    """Credentials in the environment only: the server's own key pair (its secret is unique, so it can be
+    searched for afterwards, and the server refuses any other: ``s3server`` module docstring)."""
     monkeypatch.setenv("OBS_ACCESS_KEY_ID", server.access_key)
-    monkeypatch.setenv("OBS_SECRET_ACCESS_KEY", value)
+    monkeypatch.setenv("OBS_SECRET_ACCESS_KEY", server.secret)
     monkeypatch.delenv("OBS_SECURITY_TOKEN", raising=False)
     monkeypatch.delenv("OBS_ENDPOINT", raising=False)
-    return value
+    return server.secret
 
 
 def obs_cfg(server, tmp_path, **extra):
-    """conf/storage/obs.yaml (typed by the config loader) with the test server's endpoint and a small backoff."""
+    """conf/storage/obs.yaml as shipped (signature ``obs``, virtual-host addressing, no region: typed by the
+    config loader) with the test server's endpoint, a small backoff and a cache in ``tmp_path``."""
     return compose_group("storage", "obs", dict({
-        "endpoint": server.url, "region": "us-east-1", "path_style": True, "signature": "v4", "retries": 4,
-        "backoff_s": 0.05, "workers": 4, "cache_dir": str(tmp_path / "cache")}, **extra))
+        "endpoint": server.url, "retries": 4, "backoff_s": 0.05, "workers": 4, "cache_dir": str(tmp_path / "cache")},
+        **extra))
 
 
 def seed(server, files):
@@ -203,8 +203,7 @@ def test_unreachable_endpoint_gives_up_with_one_line(monkeypatch, tmp_path):
 
     monkeypatch.setenv("OBS_ACCESS_KEY_ID", "k")
     monkeypatch.setenv("OBS_SECRET_ACCESS_KEY", "s")
-    cfg = compose_group("storage", "obs", {"endpoint": "http://127.0.0.1:%d" % free_port(), "signature": "v4",
-                                           "path_style": True, "region": "us-east-1", "retries": 2,
+    cfg = compose_group("storage", "obs", {"endpoint": "http://127.0.0.1:%d" % free_port(), "retries": 2,
                                            "backoff_s": 0.01, "cache_dir": str(tmp_path)})
     with pytest.raises(UserError) as err:
         localize("obs://bkt/data", cfg, "dataset")
@@ -242,6 +241,30 @@ def test_wrong_access_key_is_one_clear_error(server, secret, monkeypatch, tmp_pa
     with pytest.raises(UserError) as err:
         localize("obs://%s/data" % BUCKET, obs_cfg(server, tmp_path), "dataset")
     assert "denied access" in str(err.value) and "OBS_ACCESS_KEY_ID" in str(err.value)
+
+
+def test_the_tests_use_the_shipped_obs_settings(tmp_path):
+    shipped = compose_group("storage", "obs")
+    assert (shipped.signature, shipped.path_style, shipped.region) == ("obs", False, None)
+    used = obs_cfg(S3Server("moto", tmp_path), tmp_path)  # not started: only its URL is used
+    assert (used.signature, used.path_style, used.region) == (shipped.signature, shipped.path_style, shipped.region)
+
+
+@needs_server
+@pytest.mark.skipif(BACKEND != "s3rver", reason="moto_server checks no V2 signature (tests/support/s3server.py)")
+def test_wrong_secret_is_refused_with_one_line(server, secret, monkeypatch, tmp_path):
+    seed(server, {"data/wrong-secret/a.bin": b"abc"})
+    assert server.verifies_signatures
+    monkeypatch.setenv("OBS_SECRET_ACCESS_KEY", "not-" + secret)
+    with pytest.raises(UserError) as err:
+        localize("obs://%s/data/wrong-secret" % BUCKET, obs_cfg(server, tmp_path), "dataset")
+    msg = str(err.value)
+    assert "denied access" in msg and "SignatureDoesNotMatch" in msg and "OBS_SECRET_ACCESS_KEY" in msg, msg
+    assert "\n" not in msg and secret not in msg
+    assert not (tmp_path / "cache" / "obs" / BUCKET / "data" / "wrong-secret" / "a.bin").exists()
+    monkeypatch.setenv("OBS_SECRET_ACCESS_KEY", secret)  # the right one still works: the refusal was the secret
+    local = localize("obs://%s/data/wrong-secret" % BUCKET, obs_cfg(server, tmp_path), "dataset")
+    assert (Path(local) / "a.bin").read_bytes() == b"abc"
 
 
 @needs_server
@@ -392,6 +415,7 @@ def test_push_checkpoint_order_and_resume(server, secret, tmp_path):
 def test_server_restart_mid_upload_is_retried(secret, tmp_path, monkeypatch, caplog):
     srv = S3Server(BACKEND, tmp_path / "own-server").start()
     monkeypatch.setenv("OBS_ACCESS_KEY_ID", srv.access_key)
+    monkeypatch.setenv("OBS_SECRET_ACCESS_KEY", srv.secret)  # this server's own key pair
     try:
         srv.make_bucket(BUCKET)
         run = tmp_path / "run"
@@ -439,8 +463,7 @@ def test_secret_never_reaches_run_dir_or_logs(server, secret, tmp_path, caplog, 
 
     caplog.set_level(logging.DEBUG)
     monkeypatch.chdir(tmp_path)
-    overrides = ["storage=obs", "storage.endpoint=%s" % server.url, "storage.region=us-east-1",
-                 "storage.path_style=true", "storage.signature=v4", "storage.backoff_s=0.05",
+    overrides = ["storage=obs", "storage.endpoint=%s" % server.url, "storage.backoff_s=0.05",
                  "storage.output_url=obs://%s/runs/secret" % BUCKET, "storage.cache_dir=%s" % (tmp_path / "cache")]
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose(config_name="predict", overrides=overrides)

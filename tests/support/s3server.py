@@ -3,6 +3,17 @@
 Backends: npm's ``s3rver`` (file-backed, so it keeps its objects across a restart; installed by
 ``make tools`` into ``.tools/s3rver``) and moto's standalone ``moto_server`` (PyPI ``moto[server]``,
 in-memory). ``PWCFLOW_TEST_S3=s3rver|moto`` forces one; the default prefers s3rver.
+
+What is verified. The tests use the OBS settings the package ships (``conf/storage/obs.yaml``:
+``signature: obs``, ``path_style: false``). Against an IP endpoint such as 127.0.0.1 esdk-obs-python itself
+switches to path-style addressing and, because path style turns its signature negotiation off, signs
+``signature='obs'`` requests as S3 V2 (``obs/client.py``, ``ObsClient.__init__``: ``_check_path_style`` and
+``if self.path_style ...: self.signature = 'v2'``), as it would against any IP endpoint. s3rver verifies V2
+signatures (HMAC-SHA1 with the account's secret) and refuses a wrong secret with ``SignatureDoesNotMatch``;
+each server here gets its own random key pair (``s3rver_keys.js``), so a client with any other secret fails.
+Not verified: OBS's own ``OBS ak:sig`` scheme, which only a real OBS endpoint (host name, negotiated) uses,
+and V4 (s3rver accepts any V4 signature; moto_server checks V4 only with IAM users, and no V2), so with
+moto no signature is checked (``verifies_signatures`` is False and the wrong-secret test skips).
 """
 
 import contextlib
@@ -15,11 +26,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 from typing import Iterator, List, Optional
 
 ROOT = Path(__file__).resolve().parents[2]
 S3RVER_BIN = ROOT / ".tools" / "s3rver" / "node_modules" / ".bin" / "s3rver"
+KEYS_JS = Path(__file__).resolve().parent / "s3rver_keys.js"
 REGION = "us-east-1"
 
 
@@ -28,7 +41,7 @@ def find_s3rver() -> Optional[List[str]]:
     node = shutil.which("node")
     for cand in (os.environ.get("PWCFLOW_S3RVER"), str(S3RVER_BIN), shutil.which("s3rver")):
         if node and cand and os.path.isfile(cand):
-            return [node, cand]
+            return [node, str(KEYS_JS), os.path.realpath(cand)]
     return None
 
 
@@ -69,8 +82,15 @@ class S3Server:
         self.log_path = self.workdir / "server.log"
         self.port = free_port()
         self.proc: Optional[subprocess.Popen] = None
-        # s3rver only knows its built-in account; moto accepts any key.
-        self.access_key = "S3RVER" if backend == "s3rver" else "pwcflow-test-key"
+        # a key pair of this server's own (s3rver: registered by s3rver_keys.js; moto accepts any key); the
+        # secret is unique so tests can search logs and files for it afterwards
+        self.access_key = "pwcflow-test-key"
+        self.secret = "pwcflow-SECRET-%s" % uuid.uuid4().hex
+
+    @property
+    def verifies_signatures(self) -> bool:
+        """True if a request signed with another secret is refused (s3rver, V2; see the module docstring)."""
+        return self.backend == "s3rver"
 
     @property
     def url(self) -> str:
@@ -89,7 +109,9 @@ class S3Server:
     def start(self, timeout: float = 30.0) -> "S3Server":
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(str(self.log_path), "ab")
-        self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=str(self.workdir))
+        env = dict(os.environ, S3RVER_TEST_ACCESS_KEY=self.access_key, S3RVER_TEST_SECRET_KEY=self.secret)
+        self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=str(self.workdir),
+                                     env=env)
         log.close()
         deadline = time.time() + timeout
         while time.time() < deadline:
@@ -131,12 +153,12 @@ class S3Server:
                    else r'"PUT /%s/(\S+) HTTP/1\.1" 200') % re.escape(bucket)
         return re.findall(pattern, self.log())
 
-    def client(self, secret: str = "S3RVER"):
-        """A raw SDK client for seeding and inspecting buckets (the code under test builds its own)."""
+    def client(self, secret: Optional[str] = None):
+        """A raw SDK client for seeding and inspecting buckets (the code under test builds its own), with the
+        SDK's default signature and addressing, as ``conf/storage/obs.yaml`` ships them."""
         from obs import ObsClient
 
-        return ObsClient(access_key_id=self.access_key, secret_access_key=secret, server=self.url,
-                         signature="v4", region=REGION, path_style=True)
+        return ObsClient(access_key_id=self.access_key, secret_access_key=secret or self.secret, server=self.url)
 
     def make_bucket(self, name: str) -> None:
         client = self.client()

@@ -37,6 +37,18 @@ def get_size(url, recursive=False):
     return os.path.getsize(path)
 
 
+class _Stat:
+    """What ``mox.file.stat`` returns (its documented fields)."""
+
+    def __init__(self, path):
+        st = os.stat(path)
+        self.length, self.mtime_nsec, self.is_directory = st.st_size, st.st_mtime_ns, os.path.isdir(path)
+
+
+def stat(url):
+    return _Stat(_local(url))
+
+
 def list_directory(url, recursive=False):
     _log("list_directory", url, recursive)
     path = _local(url)
