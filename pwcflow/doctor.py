@@ -2,7 +2,8 @@
 
 Prints the versions that matter (Python, TensorFlow, Hydra, OpenCV, OBS SDK, npu_bridge/CANN), the GPUs
 TensorFlow sees, the CPU's bfloat16/AMX units with what ``device.precision=bf16`` gives on them
-(``report_bf16``: speed ratio and max px change on a small pair; fp32 stays the default), and runs the compact tfoptflow parity check (``pwcflow/reference``) on the chosen backend.
+(``report_bf16``: speed ratio and max px change on a small pair; fp32 stays the default), and runs the
+compact tfoptflow parity check (``pwcflow/reference``) on the chosen backend.
 Every problem is one ``error: ...`` line on stderr; the exit status is 1 when any check fails.
 """
 
