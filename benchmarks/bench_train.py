@@ -255,9 +255,12 @@ def main() -> None:
     if "/" in base:  # precisions compared: the figures-format record (benchmarks/results/<out>-fig.json)
         import amx_record
 
+        rows_s = {impl: timing[impl]["wall"] for impl in variants}
+        rows_s.update({impl + " cpu": timing[impl]["cpu"] for impl in variants})  # process CPU s: fairer under load
+        ratios = {"%s_over_%s%s" % (impl.replace("/", "-"), base.replace("/", "-"), cpu): (base + cpu, impl + cpu)
+                  for impl in variants[1:] for cpu in ("", " cpu")}
         print("saved %s" % amx_record.record_run(
-            args.out + "-fig", {impl: timing[impl]["wall"] for impl in variants},
-            {"%s_over_%s" % (impl.replace("/", "-"), base.replace("/", "-")): (base, impl) for impl in variants[1:]},
+            args.out + "-fig", rows_s, {k.replace(" ", "_"): v for k, v in ratios.items()},
             info["loadavg"][0], matmul_peak_gflops={"fp32": [p["gflops_median"] for p in peaks], "bf16": bf16_peak}))
 
 
