@@ -109,8 +109,6 @@ def checkpoint(model: str, folder: str) -> str:
 def int8_side_by_side(args: argparse.Namespace, ckpt: str, tmp: str, load_before: float) -> None:
     """Export fp32 and int8 ONNX, then time the TF session (pwcflow's default graph), onnxruntime fp32 and int8
     in interleaved rounds in this one process; the int8 export's own EPE check is reported beside them."""
-    import amx_record
-
     from pwcflow.deploy import exported
     from pwcflow.inference.predictor import FlowPredictor
 
@@ -135,13 +133,13 @@ def int8_side_by_side(args: argparse.Namespace, ckpt: str, tmp: str, load_before
           % (int8["epe_int8_px"], int8["epe_session_px"], int8["epe_change_px"], int8["tolerance_epe_px"]))
     rows = {k: v["wall"] for k, v in t.items()}
     rows.update({k + " cpu": v["cpu"] for k, v in t.items()})
-    print("saved %s" % amx_record.record_run(
-        "amx_export_int8_" + args.model, rows,
+    print("saved %s" % common.record_run(
+        "amx_export_int8_" + args.model, "python benchmarks/bench_export.py " + " ".join(sys.argv[1:]), rows,
         {"onnx_int8_over_onnx_fp32": ("onnx-fp32", "onnx-int8"), "onnx_int8_over_tf_session": ("tf-session",
                                                                                                "onnx-int8"),
          "onnx_fp32_over_tf_session": ("tf-session", "onnx-fp32"),
          "onnx_int8_over_onnx_fp32_cpu": ("onnx-fp32 cpu", "onnx-int8 cpu")}, load_before,
-        versions={"onnxruntime": models["onnx-int8"].runtime}, extra={"int8_check": {
+        extra={"onnxruntime": models["onnx-int8"].runtime, "int8_check": {
             k: int8[k] for k in ("epe_int8_px", "epe_session_px", "epe_change_px", "tolerance_epe_px", "max_diff_px",
                                  "check_input", "int8_quantized_nodes", "int8_float_nodes")},
             "model": args.model, "size": [H, W], "batch": 1}))

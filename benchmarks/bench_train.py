@@ -22,6 +22,7 @@ Prints a table and saves ``benchmarks/results/bench_train.json``.
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 from typing import Dict
@@ -246,22 +247,23 @@ def main() -> None:
     if "e2e_pairs_per_s" in res:
         print("step fed by the pipeline: %.3f pairs/s vs %.3f with a fixed in-memory batch, same rounds (%.2fx)"
               % (res["e2e_pairs_per_s"], res["e2e_fixed_pairs_per_s"], 1.0 / res["e2e_fed_over_fixed"]))
-    print("saved %s" % common.write_json(args.out, res))
+    print("saved %s" % common.write_json(args.out + "_raw" if "/" in base else args.out, res))
     bf16_peak = None
     if "bf16" in args.precisions:
         bf16_peak = common.matmul_peak(common.session_config(args.device, args.threads, training=True,
                                                              precision="bf16"))["gflops_median"]
         print("bf16 matmul peak (4096^3, same process): %.0f GFLOP/s" % bf16_peak)
-    if "/" in base:  # precisions compared: the figures-format record (benchmarks/results/<out>-fig.json)
-        import amx_record
-
+    if "/" in base:  # precisions compared: the committed run (benchmarks/results/<out>.json, common.record_run)
         rows_s = {impl: timing[impl]["wall"] for impl in variants}
         rows_s.update({impl + " cpu": timing[impl]["cpu"] for impl in variants})  # process CPU s: fairer under load
         ratios = {"%s_over_%s%s" % (impl.replace("/", "-"), base.replace("/", "-"), cpu): (base + cpu, impl + cpu)
                   for impl in variants[1:] for cpu in ("", " cpu")}
-        print("saved %s" % amx_record.record_run(
-            args.out + "-fig", rows_s, {k.replace(" ", "_"): v for k, v in ratios.items()},
-            info["loadavg"][0], matmul_peak_gflops={"fp32": [p["gflops_median"] for p in peaks], "bf16": bf16_peak}))
+        print("saved %s" % common.record_run(
+            args.out, "python benchmarks/bench_train.py " + " ".join(sys.argv[1:]), rows_s,
+            {k.replace(" ", "_"): v for k, v in ratios.items()}, info["loadavg"][0],
+            matmul_peak_gflops=max(p["gflops_median"] for p in peaks),
+            extra={"bf16_matmul_peak_gflops": bf16_peak, "loss0": {r["impl"]: r["loss0"] for r in rows},
+                   "grad_max_rel_diff": {r["impl"]: r["grad_max_rel_diff"] for r in rows}}))
 
 
 if __name__ == "__main__":
