@@ -10,6 +10,7 @@ flow from the session's on the same synthetic pair. Prints a Markdown table and 
 cancelled: the load average before and after is recorded beside the figures.
 
     python benchmarks/bench_export.py [--model lg-6-2] [--runs 5] [--formats pb,onnx,tflite]
+    python benchmarks/bench_export.py --int8 [--model lg-6-2] [--runs 5]   # int8 vs fp32 ONNX vs TF, one process
 """
 
 import argparse
@@ -70,9 +71,9 @@ def child(args: argparse.Namespace) -> Dict[str, object]:
             "tf_imported": "tensorflow" in sys.modules}
 
 
-def export(ckpt: str, model: str, fmt: str, out: str) -> dict:
+def export(ckpt: str, model: str, fmt: str, out: str, int8: bool = False) -> dict:
     """``python -m pwcflow.export`` at 448x1024 batch 1 (kept if ``out`` has it); returns its JSON sidecar."""
-    stem = "pwcnet_%s_1x%dx%d" % (model, H, W)
+    stem = "pwcnet_%s_1x%dx%d" % (model, H, W) + ("_int8" if int8 else "")
     sidecar = os.path.join(out, stem + ".json" if fmt == "pb" else stem + "." + fmt + ".json")
     if os.path.exists(sidecar):
         info = json.loads(open(sidecar).read())
@@ -80,7 +81,7 @@ def export(ckpt: str, model: str, fmt: str, out: str) -> dict:
         return info
     env = dict(os.environ, PYTHONPATH=str(common.ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     cmd = [sys.executable, "-m", "pwcflow.export", "ckpt=" + ckpt, "model=" + model, "format=" + fmt,
-           "batch=1", "height=%d" % H, "width=%d" % W, "out=" + out]
+           "batch=1", "height=%d" % H, "width=%d" % W, "out=" + out] + (["int8=true"] if int8 else [])
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode:
@@ -105,12 +106,53 @@ def checkpoint(model: str, folder: str) -> str:
     return prefix
 
 
+def int8_side_by_side(args: argparse.Namespace, ckpt: str, tmp: str, load_before: float) -> None:
+    """Export fp32 and int8 ONNX, then time the TF session (pwcflow's default graph), onnxruntime fp32 and int8
+    in interleaved rounds in this one process; the int8 export's own EPE check is reported beside them."""
+    from pwcflow.deploy import exported
+    from pwcflow.inference.predictor import FlowPredictor
+
+    exports = {"onnx-fp32": export(ckpt, args.model, "onnx", tmp), "onnx-int8": export(ckpt, args.model, "onnx", tmp,
+                                                                                       int8=True)}
+    for name, e in exports.items():
+        if "path" not in e:
+            raise SystemExit("error: %s export failed: %s" % (name, e.get("error")))
+    x = exported.sample_input([1, 2, H, W, 3])
+    p = FlowPredictor(common.variant_spec(args.model, "fused"), ckpt, input_shape=x.shape)
+    models = {k: exported.load(e["path"], probe=False) for k, e in exports.items()}
+    fns = {"tf-session": lambda: p.sess.run(p.flow, {p.x: x})}
+    fns.update({k: (lambda m=m: m.run(x)) for k, m in models.items()})
+    flows = {k: fn() for k, fn in fns.items()}
+    t = common.interleaved(fns, args.runs)
+    p.close()
+    int8 = exports["onnx-int8"]
+    print(common.table(["runtime", "median s", "CPU s", "max diff vs session px"],
+                       [[k, "%.3f" % common.median(v["wall"]), "%.2f" % common.median(v["cpu"]),
+                         "%.3f" % float(np.abs(flows[k] - flows["tf-session"]).max())] for k, v in t.items()]))
+    print("int8 export check: EPE %.4f px vs session %.4f px on generated pairs (change %+.4f, tolerance %g)"
+          % (int8["epe_int8_px"], int8["epe_session_px"], int8["epe_change_px"], int8["tolerance_epe_px"]))
+    rows = {k: v["wall"] for k, v in t.items()}
+    rows.update({k + " cpu": v["cpu"] for k, v in t.items()})
+    print("saved %s" % common.record_run(
+        "amx_export_int8_" + args.model, "python benchmarks/bench_export.py " + " ".join(sys.argv[1:]), rows,
+        {"onnx_int8_over_onnx_fp32": ("onnx-fp32", "onnx-int8"), "onnx_int8_over_tf_session": ("tf-session",
+                                                                                               "onnx-int8"),
+         "onnx_fp32_over_tf_session": ("tf-session", "onnx-fp32"),
+         "onnx_int8_over_onnx_fp32_cpu": ("onnx-fp32 cpu", "onnx-int8 cpu")}, load_before,
+        extra={"onnxruntime": models["onnx-int8"].runtime, "int8_check": {
+            k: int8[k] for k in ("epe_int8_px", "epe_session_px", "epe_change_px", "tolerance_epe_px", "max_diff_px",
+                                 "check_input", "int8_quantized_nodes", "int8_float_nodes")},
+            "model": args.model, "size": [H, W], "batch": 1}))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="lg-6-2")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--formats", default="pb,onnx,tflite")
     ap.add_argument("--dir", help="folder for the exports (default: a new temporary one); exports there are reused")
+    ap.add_argument("--int8", action="store_true", help="int8 ONNX vs fp32 ONNX vs the TF session, side by side in "
+                    "this process (interleaved rounds; figures JSON benchmarks/results/amx_export_int8.json)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--file", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
@@ -122,6 +164,8 @@ def main() -> None:
     tmp = args.dir or tempfile.mkdtemp(prefix="bench_export_")
     os.makedirs(tmp, exist_ok=True)
     ckpt = checkpoint(args.model, tmp)
+    if args.int8:
+        return int8_side_by_side(args, ckpt, tmp, load_before[0])
     exports = {fmt: export(ckpt, args.model, fmt, tmp) for fmt in args.formats.split(",")}
     rows: List[dict] = []
     for name in ["tf-session"] + [r for r, f in FILE_OF.items() if f in exports and "path" in exports[f]]:

@@ -22,6 +22,7 @@ Prints a table and saves ``benchmarks/results/bench_train.json``.
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 from typing import Dict
@@ -33,8 +34,10 @@ import numpy as np
 class Step:
     """One training graph: PWC-Net on (x, y, valid), tfoptflow's loss + weight decay, one optimizer update."""
 
-    def __init__(self, args: argparse.Namespace, impl: str, ckpt: str, batch=None, dataset=None):
-        """``batch``: fixed numpy (x, y, valid) held in variables, or ``dataset``: a callable making the data set."""
+    def __init__(self, args: argparse.Namespace, impl: str, ckpt: str, batch=None, dataset=None,
+                 precision: str = "fp32"):
+        """``batch``: fixed numpy (x, y, valid) held in variables, or ``dataset``: a callable making the data set;
+        ``precision``: ``device.precision`` of the session (bf16: the oneDNN rewrite of forward and gradients)."""
         from pwcflow.files import checkpoint
         from pwcflow.model import losses
         from pwcflow.model.pwcnet import pwcnet
@@ -65,7 +68,7 @@ class Step:
             saver = tf.train.Saver(var_list={v.op.name: v for v in model_vars})
             init = tf.global_variables_initializer()
         self.graph.finalize()
-        cfg = common.session_config(args.device, args.threads, args.xla, training=True)
+        cfg = common.session_config(args.device, args.threads, args.xla, training=True, precision=precision)
         self.sess = tf.Session(graph=self.graph, config=cfg)
         self.sess.run(init)
         if feeds:
@@ -117,7 +120,9 @@ def one_batch(args: argparse.Namespace, samples):
 def memory_child(args: argparse.Namespace) -> Dict[str, float]:
     """One formulation in this fresh process: RSS once restored, then the peak RSS over two steps."""
     batch = tuple(np.load(args.batch_file)[k] for k in ("x", "y", "valid"))
-    return common.memory_child(lambda: Step(args, args.one, args.ckpt, batch=batch).run, "step_mib", runs=2)
+    impl, _, prec = args.one.partition("/")
+    return common.memory_child(lambda: Step(args, impl, args.ckpt, batch=batch, precision=prec or "fp32").run,
+                               "step_mib", runs=2)
 
 
 def main() -> None:
@@ -131,6 +136,8 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--impls", nargs="+", default=["reference", "fused"], choices=list(common.VARIANTS),
                     help="variants, baseline first (common.VARIANTS)")
+    ap.add_argument("--precisions", nargs="+", default=["fp32"], choices=["fp32", "bf16"],
+                    help="device.precision of each variant's session (several: variant/precision rows)")
     ap.add_argument("--pipeline-batches", type=int, default=10)
     ap.add_argument("--e2e-steps", type=int, default=3, help="fused steps fed by the pipeline (0 = skip)")
     ap.add_argument("--loader-threads", type=int, default=0, help="pipeline threads (0 = one per core)")
@@ -155,6 +162,8 @@ def main() -> None:
     peaks = [common.matmul_peak(cfg, device="/GPU:0" if args.device == "gpu" else None)]
     threads = args.loader_threads or os.cpu_count()
     res: Dict[str, object] = {"machine": info, "args": vars(args)}
+    variants = [i + ("/" + p if len(args.precisions) > 1 or p != "fp32" else "") for i in args.impls
+                for p in args.precisions]
     with tempfile.TemporaryDirectory() as tmp:
         samples = make_data(os.path.join(tmp, "sintel"))
         res["pipeline_pairs_per_s"] = bench_pipeline.pipeline_rate(samples, threads, args.pipeline_batches,
@@ -165,20 +174,21 @@ def main() -> None:
         np.savez(batch_file, x=batch[0], y=batch[1], valid=batch[2])
         ckpt = common.save_random_weights(args.model, tmp)
         steps, build = {}, {}
-        for impl in args.impls:
+        for impl in variants:
             t0 = time.perf_counter()
-            steps[impl] = Step(args, impl, ckpt, batch=batch)
+            name, _, prec = impl.partition("/")
+            steps[impl] = Step(args, name, ckpt, batch=batch, precision=prec or "fp32")
             build[impl] = time.perf_counter() - t0
         check = {impl: s.sess.run([s.loss, s.grad_norm, s.grads]) for impl, s in steps.items()}
         timing = common.interleaved({k: s.run for k, s in steps.items()}, args.runs, args.warmup)
-        ours = args.impls[-1]
+        ours = variants[-1]
         for impl, s in steps.items():
             if impl != ours or not args.e2e_steps:
                 s.close()
         macs = 3 * common.pwcnet_macs(common.variant_spec(args.model, "fused"), *args.crop)["total"] * args.batch
-        base = args.impls[0]
+        base = variants[0]
         rows = []
-        for impl in args.impls:
+        for impl in variants:
             t = timing[impl]
             med = common.median(t["wall"])
             row = {"impl": impl, "build_s": build[impl], "first_step_s": t["first"], "median_s": med,
@@ -201,7 +211,8 @@ def main() -> None:
                                                                    row["speedup_paired"]), flush=True)
         res["rows"] = rows
         if args.e2e_steps:  # the same step fed by the pipeline, interleaved with the fixed-batch step
-            fed = Step(args, ours, ckpt, dataset=lambda: dataset(args, samples))
+            name, _, prec = ours.partition("/")
+            fed = Step(args, name, ckpt, dataset=lambda: dataset(args, samples), precision=prec or "fp32")
             both = common.interleaved({"fixed": steps[ours].run, "fed": fed.run}, args.e2e_steps, args.warmup + 1)
             fed.close()
             steps[ours].close()
@@ -236,7 +247,23 @@ def main() -> None:
     if "e2e_pairs_per_s" in res:
         print("step fed by the pipeline: %.3f pairs/s vs %.3f with a fixed in-memory batch, same rounds (%.2fx)"
               % (res["e2e_pairs_per_s"], res["e2e_fixed_pairs_per_s"], 1.0 / res["e2e_fed_over_fixed"]))
-    print("saved %s" % common.write_json(args.out, res))
+    print("saved %s" % common.write_json(args.out + "_raw" if "/" in base else args.out, res))
+    bf16_peak = None
+    if "bf16" in args.precisions:
+        bf16_peak = common.matmul_peak(common.session_config(args.device, args.threads, training=True,
+                                                             precision="bf16"))["gflops_median"]
+        print("bf16 matmul peak (4096^3, same process): %.0f GFLOP/s" % bf16_peak)
+    if "/" in base:  # precisions compared: the committed run (benchmarks/results/<out>.json, common.record_run)
+        rows_s = {impl: timing[impl]["wall"] for impl in variants}
+        rows_s.update({impl + " cpu": timing[impl]["cpu"] for impl in variants})  # process CPU s: fairer under load
+        ratios = {"%s_over_%s%s" % (impl.replace("/", "-"), base.replace("/", "-"), cpu): (base + cpu, impl + cpu)
+                  for impl in variants[1:] for cpu in ("", " cpu")}
+        print("saved %s" % common.record_run(
+            args.out, "python benchmarks/bench_train.py " + " ".join(sys.argv[1:]), rows_s,
+            {k.replace(" ", "_"): v for k, v in ratios.items()}, info["loadavg"][0],
+            matmul_peak_gflops=max(p["gflops_median"] for p in peaks),
+            extra={"bf16_matmul_peak_gflops": bf16_peak, "loss0": {r["impl"]: r["loss0"] for r in rows},
+                   "grad_max_rel_diff": {r["impl"]: r["grad_max_rel_diff"] for r in rows}}))
 
 
 if __name__ == "__main__":

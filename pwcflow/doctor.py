@@ -1,10 +1,13 @@
 """``python -m pwcflow.doctor [device=cpu|gpu|npu] [reference=DIR]``: is this machine ready for pwcflow?
 
 Prints the versions that matter (Python, TensorFlow, Hydra, OpenCV, OBS SDK, npu_bridge/CANN), the GPUs
-TensorFlow sees, and runs the compact tfoptflow parity check (``pwcflow/reference``) on the chosen backend.
+TensorFlow sees, the CPU's bfloat16/AMX units with what ``device.precision=bf16`` gives on them
+(``report_bf16``: speed ratio and max px change on a small pair; fp32 stays the default), and runs the
+compact tfoptflow parity check (``pwcflow/reference``) on the chosen backend.
 Every problem is one ``error: ...`` line on stderr; the exit status is 1 when any check fails.
 """
 
+import dataclasses
 import glob
 import importlib
 import os
@@ -21,6 +24,7 @@ from pwcflow.device import backend
 from pwcflow.errors import UserError
 from pwcflow.tf1 import TF_VERSION
 
+CPU_UNITS = ("amx_bf16", "amx_tile", "amx_int8", "avx512_bf16", "avx512_fp16")
 FP32_NPU_MODES = ("force_fp32", "must_keep_origin_dtype", "origin")
 CANN_VERSION_FILES = ("ascend-toolkit/latest/version.cfg", "ascend-toolkit/latest/*/version.info",
                       "nnae/latest/version.cfg")
@@ -96,6 +100,52 @@ def check_device(dev: DeviceConfig) -> List[str]:
     return []
 
 
+def report_bf16(dev: DeviceConfig, flags: Optional[set] = None, rounds: int = 3) -> Tuple[str, ...]:
+    """Print the CPU's bfloat16/AMX units and what ``device.precision=bf16`` gives here: sm-6-2 forward on a
+    small generated pair (random weights, seed 0), fp32 and bf16 in interleaved rounds (median speed ratio)
+    and the max px change; a line saying why where bf16 cannot run. Informational: never a problem. Returns
+    the printed lines."""
+    import time
+
+    import numpy as np
+
+    from pwcflow.device import precision
+    from pwcflow.inference.predictor import FlowPredictor
+    from pwcflow.model.pwcnet import ModelSpec
+
+    flags = precision.cpu_flags() if flags is None else flags
+    units = [u for u in CPU_UNITS if u in flags]
+    lines = ["  %-26s %s" % ("CPU bf16/AMX units", " ".join(units) if units else "none")]
+    try:
+        if dev.name != "cpu":
+            raise UserError("device=%s (bf16 is for device=cpu)" % dev.name)
+        precision.check(dataclasses.replace(dev, precision="bf16"), flags)
+    except UserError as exc:
+        lines.append("  %-26s not measured: %s" % ("device.precision=bf16", str(exc).split(": ", 1)[-1]))
+    else:
+        spec = ModelSpec(name="sm-6-2", dense=False, context_all_levels=False)
+        x = np.random.RandomState(0).rand(1, 2, 128, 256, 3).astype(np.float32)
+        preds, times, flows = {}, {"fp32": [], "bf16": []}, {}
+        for p in ("fp32", "bf16"):  # the same graph seed: the same random weights in both (nothing written)
+            cfg = backend.base_config(dataclasses.replace(dev, precision=p), training=False)
+            preds[p] = FlowPredictor(spec, None, cfg, seed=0)
+        for r in range(rounds + 1):  # round 0 warms up (graph rewrite, kernel selection)
+            for p, pred in preds.items():
+                t0 = time.perf_counter()
+                flows[p] = pred.predict_batch(x)
+                if r:
+                    times[p].append(time.perf_counter() - t0)
+        for pred in preds.values():
+            pred.close()
+        ratio = float(np.median(np.array(times["fp32"]) / np.array(times["bf16"])))
+        lines.append("  %-26s %.2fx fp32's speed (sm-6-2 forward 128x256, median of %d rounds), max change %.3f px "
+                     "(random weights; fp32 stays the default)" % ("device.precision=bf16", ratio, rounds,
+                                                                    float(np.abs(flows["bf16"] - flows["fp32"]).max())))
+    for line in lines:
+        print(line)
+    return tuple(lines)
+
+
 def check_parity(cfg: DoctorConfig) -> List[str]:
     """Run each variant on the reference pair on ``cfg.device``; one problem line per failing variant."""
     from pwcflow.reference import REF_DIR, parity
@@ -144,6 +194,8 @@ def main(cfg: DoctorConfig) -> None:
     for what, version in versions(cfg.device):
         print("  %-26s %s" % (what, version))
     problems = check_device(cfg.device)
+    if not problems:
+        report_bf16(cfg.device)
     if not problems:
         problems = check_parity(cfg)
     sys.stdout.flush()

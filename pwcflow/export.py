@@ -20,7 +20,8 @@ Fixed input size: PWC-Net needs height and width that are multiples of 64. Choos
 - ``batch`` fixes the batch size (Ascend wants static shapes). ``batch``, ``height`` or ``width``
   = null leaves that dimension dynamic (fine for TF/GPU serving; ATC then needs ``--input_shape``).
 
-``onnx``, ``tflite`` and ``tftrt`` are in ``pwcflow.deploy.formats``. Every export is checked before it is
+``onnx``, ``tflite`` and ``tftrt`` are in ``pwcflow.deploy.formats`` (``format=onnx int8=true``: static QDQ int8,
+``pwcflow.deploy.quantize``, checked by its EPE change on generated pairs). Every export is checked before it is
 kept: its own runtime runs it on a generated pair and the max px difference from the checkpoint's session
 goes into the JSON and the log; over ``tolerance`` nothing is written.
 
@@ -36,7 +37,7 @@ from typing import List, Optional, Tuple
 
 from pwcflow import cli
 from pwcflow.config import commands
-from pwcflow.deploy import exported, formats
+from pwcflow.deploy import exported, formats, quantize
 from pwcflow.device import backend
 from pwcflow.errors import UserError
 from pwcflow.files import atomic, checkpoint, preflight
@@ -154,12 +155,20 @@ def _write_checked(cfg: commands.ExportConfig, fmt: str, predictor: FlowPredicto
     tol = cfg.tolerance
     if tol is None:
         tol = formats.FP16_TOLERANCE if fmt == "tflite" and cfg.fp16 else formats.TOLERANCE
+        tol = quantize.INT8_EPE_TOLERANCE if cfg.int8 else tol
     try:
         tol = float(tol)
     except (TypeError, ValueError):
         raise UserError("bad setting tolerance=%s: must be a number (px)" % tol)
-    record = formats.write_checked(fmt, write, path, x, want, tol)
+    check = None
+    if cfg.int8:  # static QDQ int8, checked by the EPE change on generated pairs (pwcflow.deploy.quantize)
+        write = functools.partial(formats.write_onnx_int8, freeze(predictor), shape=shape, opset=int(cfg.opset))
+        check = functools.partial(quantize.checked_onnx, session=lambda a: predictor.sess.run(
+            predictor.output, {predictor.x: a}), shape=shape, tolerance=tol)
+    record = formats.write_checked(fmt, write, path, x, want, tol, check=check)
     record.update({k: v for k, v in opts.get(fmt, {}).items() if k != "batch"})
+    if cfg.int8:
+        record["int8"] = True
     return record
 
 
@@ -169,6 +178,8 @@ def main(cfg: commands.ExportConfig) -> None:
     fmt = cfg.format
     if fmt not in FORMATS:
         raise UserError("bad setting format=%s: must be one of %s" % (fmt, ", ".join(FORMATS)))
+    if cfg.int8 and fmt != "onnx":
+        raise UserError("bad setting int8=true: int8 is for format=onnx (static QDQ; this is format=%s)" % fmt)
     if fmt == "tftrt":
         formats.check_tftrt()  # before the checkpoint is looked at: no TensorRT or GPU, nothing to do
     spec = cfg.model
@@ -179,7 +190,7 @@ def main(cfg: commands.ExportConfig) -> None:
     out_dir = preflight.preflight_dir(_run_dir(cfg.out), "out", need=weights + (1 << 20))
     atomic.remove_stale(out_dir)
     stem = "pwcnet_%s_%s" % (spec.name, "x".join("N" if d is None else str(d) for d in shape[:1] + shape[2:4]))
-    path = os.path.join(out_dir, stem + formats.SUFFIX[fmt])
+    path = os.path.join(out_dir, stem + ("_int8" if cfg.int8 else "") + formats.SUFFIX[fmt])
     if fmt == "savedmodel" and os.path.exists(path):
         raise UserError("export directory already exists: %s (choose another out=)" % path)
     predictor = build_portable(spec, prefix, shape, backend.session_config(cfg.device, training=False))

@@ -194,6 +194,7 @@ class ExportConfig:
     tolerance: Optional[float] = ruled("non_negative")
     opset: int = ruled("positive")
     fp16: bool = field()
+    int8: bool = field()
     model: ModelSpec = field()
     device: DeviceConfig = field()
     storage: StorageConfig = field()

@@ -1,6 +1,7 @@
 """Deployment formats beyond the frozen pb, and the check every export passes before it is kept.
 
-- ``onnx``: tf2onnx from the frozen GraphDef; input ``x_tnsr``, output ``flow_pred`` as in the pb.
+- ``onnx``: tf2onnx from the frozen GraphDef; input ``x_tnsr``, output ``flow_pred`` as in the pb
+  (``int8=true``: static QDQ int8, ``pwcflow.deploy.quantize``, checked by EPE change on generated pairs).
 - ``tflite``: TensorFlow Lite float32 (``fp16=true``: float16 weights, float32 compute).
 - ``tftrt``: a TF-TRT frozen GraphDef (TensorRT engines in ``TRTEngineOp`` nodes); needs an NVIDIA GPU and a
   TensorFlow built with TensorRT (``check_tftrt``). Unverified: it has not run on a GPU yet.
@@ -50,6 +51,13 @@ def write_onnx(graph_def: tf.GraphDef, path: str, opset: int = DEFAULT_OPSET) ->
             node.output[i] = names.get(name, name)
     with open(path, "wb") as fh:
         fh.write(proto.SerializeToString())
+
+
+def write_onnx_int8(graph_def: tf.GraphDef, path: str, shape: list, opset: int = DEFAULT_OPSET) -> Dict[str, object]:
+    """int8 ONNX: ``write_onnx`` then static QDQ quantization (``quantize.write_int8``); returns what it kept."""
+    from pwcflow.deploy import quantize
+
+    return quantize.write_int8(lambda tmp: write_onnx(graph_def, tmp, opset), path, shape)
 
 
 def write_tflite(graph_def: tf.GraphDef, path: str, fp16: bool = False) -> None:
@@ -142,10 +150,12 @@ def run_exported(fmt: str, path: str, x: np.ndarray) -> Tuple[np.ndarray, str]:
 
 
 def write_checked(fmt: str, write: Callable[[str], object], final: str, x: np.ndarray, want: np.ndarray,
-                  tolerance: float) -> Dict[str, object]:
+                  tolerance: float, check: Optional[Callable[[str], Dict[str, object]]] = None) -> Dict[str, object]:
     """``write(tmp)`` into a temporary sibling of ``final``, check it against ``want``, then rename it to ``final``.
 
-    Returns the check's record (max px difference, tolerance, runtime). Any failure leaves nothing behind.
+    Returns the check's record (max px difference, tolerance, runtime; a dict ``write`` returns is added).
+    ``check(tmp)``, where given, replaces the max-difference check (int8: EPE change) and raises ``UserError``
+    over its tolerance. Any failure leaves nothing behind.
     """
     folder = os.path.dirname(os.path.abspath(final))
     os.makedirs(folder, exist_ok=True)
@@ -155,13 +165,19 @@ def write_checked(fmt: str, write: Callable[[str], object], final: str, x: np.nd
     tmp = os.path.join(tmp_dir, os.path.basename(final))
     try:
         try:
-            write(tmp)
-            got, runtime = run_exported(fmt, tmp, x)
+            written = write(tmp)
+            if check is not None:
+                record = dict(check(tmp), **(written if isinstance(written, dict) else {}))
+            else:
+                got, runtime = run_exported(fmt, tmp, x)
         except (UserError, KeyboardInterrupt):
             raise
         except Exception as exc:  # converters and runtimes raise many types; the user gets one line
             why = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise UserError("format=%s export failed: %s: %s" % (fmt, type(exc).__name__, why[:300]))
+        if check is not None:
+            os.replace(tmp, final)
+            return record
         diff = float(np.abs(got - want).max())
         record = {"max_diff_px": diff, "tolerance_px": float(tolerance), "check_runtime": runtime,
                   "check_input": "synthetic val pair 0, shape %s" % list(x.shape)}

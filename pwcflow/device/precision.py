@@ -2,7 +2,9 @@
 
 bf16 is TensorFlow's oneDNN bfloat16 graph rewrite (grappler ``auto_mixed_precision_onednn_bfloat16``):
 convolutions and matmuls run in bfloat16 with float32 weights, inputs and outputs kept, so checkpoints,
-losses and optimizers are unchanged (bfloat16 has float32's range: no loss scaling). Its accuracy and speed
+losses and optimizers are unchanged (bfloat16 has float32's range: no loss scaling). Training sessions get the
+same rewrite: the forward and the gradient convolutions/matmuls run in bfloat16 while the variables (master
+weights) and their updates stay float32 (``tests/device/test_precision.py``). Its accuracy and speed
 on the tfoptflow reference pair and an eval fixture are in ``benchmarks/RESULTS.md``.
 """
 

@@ -1,5 +1,6 @@
 """``python -m pwcflow.doctor``: passes here, and names a problem in one line when something is wrong."""
 
+import re
 import shutil
 
 import numpy as np
@@ -8,7 +9,12 @@ from conftest import error_line, run_module
 
 from pwcflow import doctor
 from pwcflow.config.compose import compose_group
+from pwcflow.device import precision
+from pwcflow.model import tuning
 from pwcflow.reference import REF_DIR
+from pwcflow.tf1 import IS_TF1
+
+HAS_BF16 = precision.bf16_unit() is not None and not IS_TF1 and tuning.onednn_enabled()
 
 
 @pytest.mark.slow
@@ -58,3 +64,22 @@ def test_reduced_precision_profiles():
     assert not doctor.reduced_precision(dev("npu", **{"npu.precision_mode": "force_fp32"}))
     assert doctor.reduced_precision(dev("npu", **{"npu.precision_mode": None}))  # CANN's default: fp16 where it can
     assert not doctor.reduced_precision(dev("npu", **{"npu.precision_mode": None, "npu.precision_mode_v2": "origin"}))
+
+
+def test_bf16_report_names_the_units_or_why_not(capsys):
+    """The CPU-units line and the bf16 line appear; without the units bf16 is not measured, with a reason."""
+    cpu = compose_group("device", "cpu", {})
+    lines = doctor.report_bf16(cpu, flags={"avx2", "avx512f"})
+    assert lines[0].split() == ["CPU", "bf16/AMX", "units", "none"]
+    assert "not measured" in lines[1] and "AVX512-BF16 or AMX" in lines[1]
+    lines = doctor.report_bf16(compose_group("device", "gpu", {}), flags={"amx_bf16", "amx_tile", "avx512_bf16"})
+    assert lines[0].split()[-3:] == ["amx_bf16", "amx_tile", "avx512_bf16"] and "device=gpu" in lines[1]
+    assert capsys.readouterr().out.count("device.precision=bf16") == 2
+
+
+@pytest.mark.skipif(not HAS_BF16, reason="needs a CPU with bfloat16 units (AVX512-BF16/AMX) and TF 2.x with oneDNN")
+def test_bf16_report_measures_speed_and_change_here():
+    line = doctor.report_bf16(compose_group("device", "cpu", {}), rounds=1)[1]
+    m = re.search(r"([0-9.]+)x fp32's speed .* max change ([0-9.]+) px", line)
+    assert m, line
+    assert float(m.group(1)) > 0 and 0 < float(m.group(2)) < 0.5  # bf16 ran (flows moved) and stayed close
