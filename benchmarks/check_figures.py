@@ -1,4 +1,4 @@
-"""Re-derive every measured ratio in README.md, benchmarks/RESULTS.md and docs/performance.md from the
+"""Re-derive every measured ratio in README.md, benchmarks/RESULTS*.md and docs/performance.md from the
 committed run files (``benchmarks/results/*.json``, written by ``common.record_run``); fail on a mismatch.
 
     python benchmarks/check_figures.py [FILE ...]
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = ("README.md", "benchmarks/RESULTS.md", "docs/performance.md")
+DOCS = ("README.md", "benchmarks/RESULTS.md", "benchmarks/RESULTS-cpu-intel-amx.md", "docs/performance.md")
 MARKER = re.compile(r"<!--\s*fig:\s*(\S+\.json)\s+(.+?)\s*-->")
 EXEMPT = re.compile(r"<!--\s*(target|not measured)\s*-->")
 RATIO = re.compile(r"(?<![\d.])(\d+\.\d+)x(?!\d)")
