@@ -33,7 +33,8 @@ def _reference_meta(variant: str) -> dict:
               "epe_metric": diag["epe_metric_padded"]["before"], "levels": diag["multiscale_level_sums_before"],
               "robust_loss_unreg": rb["loss_unreg"], "robust_loss_total": rb["total"]}
     return {"training": {"multiscale": {"before_step": before,
-                                        "after_one_step": {"loss": ms["total_after_one_adam_step"]}}}}
+                                        "after_one_step": {"loss": ms["total_after_one_adam_step"],
+                                                           "robust_loss": rb["total_after_one_step"]}}}}
 
 
 def build_reference(folder: Path) -> Path:
