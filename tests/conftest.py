@@ -1,4 +1,4 @@
-"""Shared fixtures: where tfoptflow's reference outputs live, the repo root, Hydra composition."""
+"""Shared fixtures: tfoptflow's reference (built from the repository), the repo root, Hydra composition."""
 
 import os
 import sys
@@ -9,6 +9,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 REF = Path(os.environ.get("PWCFLOW_TFOPTFLOW_REF", ROOT.parent / "shared" / "tfoptflow-ref"))
 SPEC = ROOT / "pwcflow" / "reference"  # tfoptflow's variable lists ship with the package (were shared/spec)
+# The big tfoptflow reference (../shared/tfoptflow-ref) only ADDS checks where it is present (pair a, per-variable
+# gradients); no test needs it: ``ref_dir`` is built from the repository's compact reference.
+SHARED_REF = REF if (REF / "lg" / "pwcnet.ckpt.index").exists() and (REF / "sm" / "meta.json").exists() else None
 
 # the smallest training run the CLI tests share
 TINY = ["model=sm-6-2", "dataset.train_size=24", "dataset.val_size=3", "dataset.size=[64,128]",
@@ -20,12 +23,64 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from support.npu_bridge import fake_npu_bridge  # noqa: E402,F401 (the stand-in npu_bridge, a fixture for every test)
 
 
+def _reference_meta(variant: str) -> dict:
+    """``losses.json``'s tfoptflow numbers in the shape of the big reference's ``meta.json`` (the keys tests read)."""
+    from pwcflow.reference import parity
+
+    ref = parity.expected_losses(variant)
+    ms, rb, diag = ref["multiscale"], ref["robust"], ref["diagnostics"]
+    before = {"loss": ms["total"], "loss_unreg": ms["loss_unreg"], "loss_reg": ms["weight_decay"],
+              "epe_metric": diag["epe_metric_padded"]["before"], "levels": diag["multiscale_level_sums_before"],
+              "robust_loss_unreg": rb["loss_unreg"], "robust_loss_total": rb["total"]}
+    return {"training": {"multiscale": {"before_step": before,
+                                        "after_one_step": {"loss": ms["total_after_one_adam_step"],
+                                                           "robust_loss": rb["total_after_one_step"]}}}}
+
+
+def build_reference(folder: Path) -> Path:
+    """``folder/{sm,lg}`` laid out like ``shared/tfoptflow-ref`` for pair b, from ``pwcflow/reference`` only.
+
+    Weights: the RECIPE.md checkpoint (sha256-checked); flows: ``expected.npz``; losses: ``losses.json``;
+    scaled ground truth: ``gt_scaled.npz`` (DERIVED.md). tfoptflow computed every expected number.
+    """
+    import json
+    import shutil
+
+    import numpy as np
+
+    from pwcflow.reference import parity
+
+    with np.load(str(SPEC / "gt_scaled.npz")) as npz:
+        scaled = {k: npz[k] for k in npz.files}
+    for variant in ("sm", "lg"):
+        d = folder / variant
+        parity.make_checkpoint(variant, str(d))
+        for i in (1, 2):
+            shutil.copy(str(SPEC / ("pair_b_img%d.png" % i)), str(d / ("pair_b_img%d.png" % i)))
+        want = parity.expected(variant)
+        np.save(str(d / "pair_b_flow.npy"), want["final"])
+        for lvl in parity.LEVELS:
+            np.save(str(d / ("pair_b_pyr_flow%d.npy" % lvl)), want["pyr%d" % lvl])
+            np.save(str(d / ("train_pair_b_gt_scaled_flow%d.npy" % lvl)), scaled["flow%d" % lvl])
+        np.save(str(d / "train_pair_b_gt_padded.npy"), parity.ground_truth(parity.load_pair().shape)[0])
+        (d / "meta.json").write_text(json.dumps(_reference_meta(variant)))
+    return folder
+
+
 @pytest.fixture(scope="session")
-def ref_dir() -> Path:
-    """tfoptflow reference outputs (``shared/tfoptflow-ref``); tests skip where it is absent."""
-    if not (REF / "lg" / "pwcnet.ckpt.index").exists():
-        pytest.skip("tfoptflow reference outputs not found at %s (bare clone without shared/)" % REF)
-    return REF
+def ref_dir(tmp_path_factory) -> Path:
+    """tfoptflow's reference for pair b with checkpoints, built once per session from the repository (never skips)."""
+    return build_reference(tmp_path_factory.mktemp("tfoptflow-ref"))
+
+
+def reference_root(source: str, ref_dir: Path) -> Path:
+    """``ref_dir`` for ``"repo"``, the big ``../shared`` reference for ``"shared"`` (only offered where present)."""
+    assert source == "repo" or SHARED_REF is not None, source
+    return ref_dir if source == "repo" else SHARED_REF
+
+
+# every reference a parity test runs against: the repository's always, ../shared's as an extended check
+REF_SOURCES = ["repo"] + (["shared"] if SHARED_REF is not None else [])
 
 
 @pytest.fixture(scope="session")

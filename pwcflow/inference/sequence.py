@@ -234,6 +234,10 @@ def run(cfg: commands.PredictConfig) -> None:
     """The sequence form of ``pwcflow.predict`` (``input=`` set)."""
     pairs, video_in = frames.discover(cfg.input)
     opts = options_from_config(cfg, video_in)
+    for folder in [opts.out] + [os.path.join(opts.out, sub) for sub in ("viz", "backward", "occlusion", "confidence")]:
+        atomic.remove_stale(folder)  # what a killed earlier run was writing
+    if opts.video:
+        atomic.remove_stale(os.path.dirname(opts.video))
     spec = cfg.model
     backend.prepare(cfg.device)
     prefix = checkpoint.resolve(cache.localize(cfg.ckpt, cfg.storage, "checkpoint"))

@@ -22,6 +22,7 @@ from conftest import ROOT, error_line, run_module
 from pwcflow.data import flowio
 from pwcflow.errors import UserError
 from pwcflow.files import atomic, preflight
+from pwcflow.tf1 import IS_TF1
 
 TINY_TRAIN = ["model=sm-6-2", "dataset.train_size=8", "dataset.val_size=2", "dataset.size=[64,128]",
               "train.crop=[64,128]", "train.batch_size=1", "train.display_interval=1", "train.val_pairs=2",
@@ -325,56 +326,147 @@ def test_export_truncated_checkpoint(truncated, tmp_path):
     refused(export(tmp_path, truncated, "out=%s" % (tmp_path / "x")), "checkpoint")
 
 
-def _kill_at_random(cmd, tmp_path, seed: int, ready, spread: float = 1.5) -> bool:
-    """Start ``python -m cmd``, wait until ``ready()`` (its outputs are being written), kill -9 it a random
-    0..``spread`` s later; False when it had finished by then."""
+def staged(folder: Path, pid: int) -> list:
+    """What process ``pid`` is staging in ``folder`` right now: its ``.tmp-<pid>-*`` entries (files/atomic.py)."""
+    tag = "%s%d-" % (atomic.TMP_PREFIX, pid)
+    try:
+        return [folder / n for n in os.listdir(str(folder)) if n.startswith(tag)]
+    except FileNotFoundError:
+        return []
+
+
+def kill_while_writing(cmd, cwd, seed: int, folders, moments: int = 1, spread: float = 0.0) -> list:
+    """Run ``python -m cmd`` and kill -9 it while it stages outputs in one of ``folders``; return what it left.
+
+    Each new staging entry (``.tmp-<pid>-*``) is a moment to strike; the seed picks one of the first ``moments``
+    and a delay of 0..``spread`` s after it appears. The process is then frozen (SIGSTOP) and killed only if a
+    staging entry is still there (else it goes on, to the next entry): the kill lands while it writes. Returns
+    the staging entries left behind by the kill, ``[]`` when the process finished first.
+    """
+    rng = random.Random(seed)
+    nth, delay = rng.randint(1, moments), rng.uniform(0.0, spread)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-m"] + cmd, cwd=str(tmp_path), env=env,
+    proc = subprocess.Popen([sys.executable, "-m"] + cmd, cwd=str(cwd), env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while proc.poll() is None and not ready() and time.time() < deadline:
-        time.sleep(0.02)
-    time.sleep(random.Random(seed).uniform(0.0, spread))
-    killed = proc.poll() is None
-    if killed:
-        proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    return killed
+    seen, deadline = set(), time.time() + 300
+    try:
+        while proc.poll() is None and time.time() < deadline:
+            entries = [p for f in folders for p in staged(Path(f), proc.pid)]
+            seen.update(entries)
+            if entries and len(seen) >= nth:
+                time.sleep(delay)
+                delay = 0.0
+                proc.send_signal(signal.SIGSTOP)
+                left = [p for f in folders for p in staged(Path(f), proc.pid)]
+                if left:
+                    proc.send_signal(signal.SIGKILL)
+                    proc.wait()
+                    return [p for p in left if os.path.lexists(str(p))]
+                proc.send_signal(signal.SIGCONT)
+            time.sleep(0.001)
+        return []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
 
 
-def _staging(folder: Path, name: str):
-    return lambda: any(p.name.startswith(".tmp-") and p.name.endswith("-" + name) for p in folder.iterdir())
+def assert_killed_mid_write(left) -> None:
+    """The kill froze the command with outputs half-staged: its ``.tmp-<pid>-*`` entries are still there."""
+    assert left, "kill -9 did not land while outputs were being written (the command finished first)"
+
+
+# every format this leg exports without a GPU (TF 1.15's TFLite cannot: test_formats.py)
+EXPORTS = [("pb", ".pb"), ("savedmodel", "_savedmodel"), ("onnx", ".onnx")] + [("tflite", ".tflite")] * (not IS_TF1)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fmt,seed", [("savedmodel", 1), ("savedmodel", 2), ("pb", 3)])
-def test_export_kill9_then_rerun(fmt, seed, ckpt, tmp_path):
+@pytest.mark.parametrize("fmt,suffix", EXPORTS, ids=[f for f, _ in EXPORTS])
+def test_export_kill9_then_rerun(fmt, suffix, ckpt, tmp_path):
+    """Killed inside ``out/`` while the export is written and checked: no result, no sidecar; a rerun cleans up."""
     out = tmp_path / "x"
+    stem = "pwcnet_sm-6-2_1x64x64"
     args = ["model=sm-6-2", "ckpt=%s" % ckpt, "height=64", "width=64", "format=" + fmt, "out=%s" % out]
-    _kill_at_random(["pwcflow.export"] + args, tmp_path, seed, _staging(tmp_path, "x"), 3.0)
-    done = out.is_dir() and [n for n in os.listdir(str(out)) if n.endswith("_savedmodel")]
-    if done:  # the kill came after the whole result was in place
-        assert (out / done[0] / "saved_model.pb").exists() and list(out.glob("*.json"))
+    left = kill_while_writing(["pwcflow.export"] + args, tmp_path, len(fmt), [out], spread=0.3)
+    assert_killed_mid_write(left)
+    assert all(p.parent == out for p in left)
+    assert not (out / (stem + suffix)).exists() and not list(out.glob("*.json"))
     proc = export(tmp_path, ckpt, "format=" + fmt, "out=%s" % out)
-    if done:  # a second SavedModel export into the same place is refused, the first one is kept
-        refused(proc, "already exists")
-    else:
-        assert proc.returncode == 0, proc.stderr[-3000:]
-    names = os.listdir(str(out))
-    assert any(n.endswith(".json") for n in names)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(os.listdir(str(out))) == sorted([stem + suffix, stem + (".json" if fmt in ("pb", "savedmodel")
+                                                                         else suffix + ".json")])
     assert not temps(tmp_path)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [4, 5])
 def test_eval_kill9_then_rerun(seed, ckpt, tmp_path):
+    """Killed while the result folder is staged (a sibling ``.tmp-<pid>-res``): no result folder; a rerun makes it."""
     out = tmp_path / "res"
-    _kill_at_random(["pwcflow.eval"] + TINY_EVAL + ["ckpt=%s" % ckpt, "out=%s" % out], tmp_path, seed,
-                    _staging(tmp_path, "res"))
-    assert not out.exists() or (out / "metrics.json").exists() and (out / "contact_sheet.png").exists()
+    left = kill_while_writing(["pwcflow.eval"] + TINY_EVAL + ["ckpt=%s" % ckpt, "out=%s" % out], tmp_path, seed,
+                              [tmp_path], spread=0.2)
+    assert_killed_mid_write(left)
+    assert not out.exists()
     proc = evaluate(tmp_path, ckpt, "out=%s" % out)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert (out / "contact_sheet.png").exists() and not temps(tmp_path)
+    assert (out / "metrics.json").exists() and (out / "contact_sheet.png").exists() and not temps(tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["export-savedmodel", "export-pb", "eval"])
+def test_rerun_after_a_completed_run(command, ckpt, tmp_path):
+    """The other side of the kill tests: a run that completed is kept whole, and a rerun behaves as documented."""
+    if command == "eval":
+        out = tmp_path / "res"
+        first = evaluate(tmp_path, ckpt, "out=%s" % out)
+        assert first.returncode == 0, first.stderr[-3000:]
+        before = json.loads((out / "metrics.json").read_text())
+        again = evaluate(tmp_path, ckpt, "out=%s" % out)
+        assert again.returncode == 0, again.stderr[-3000:]
+        assert json.loads((out / "metrics.json").read_text())["epe"] == before["epe"]
+        assert (out / "contact_sheet.png").exists() and not temps(tmp_path)
+        return
+    fmt = command.split("-")[1]
+    out = tmp_path / "x"
+    assert export(tmp_path, ckpt, "format=" + fmt, "out=%s" % out).returncode == 0
+    names = sorted(os.listdir(str(out)))
+    stamps = {n: (out / n).stat().st_mtime_ns for n in names}
+    proc = export(tmp_path, ckpt, "format=" + fmt, "out=%s" % out)
+    if fmt == "savedmodel":  # a second SavedModel export into the same place is refused, the first one is kept
+        refused(proc, "already exists")
+        assert {n: (out / n).stat().st_mtime_ns for n in names} == stamps
+    else:  # a pb is replaced whole
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert all((out / n).stat().st_mtime_ns != stamps[n] for n in names)
+    assert sorted(os.listdir(str(out))) == names and not temps(tmp_path)
+
+
+# -- predict on a sequence ---------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [8, 9])
+def test_predict_sequence_kill9_then_rerun(seed, ckpt, tmp_path):
+    """Killed while a flow, picture or the video is staged: every flow file there is whole; a rerun finishes."""
+    frames_dir = tmp_path / "in"
+    frames_dir.mkdir()
+    rng = np.random.RandomState(seed)
+    img = rng.randint(0, 255, (64, 96, 3), dtype=np.uint8)
+    for i in range(10):
+        flowio.write_image(str(frames_dir / ("frame_%04d.png" % i)), np.roll(img, i, axis=1))
+    out = tmp_path / "seq"
+    args = ["model=sm-6-2", "ckpt=%s" % ckpt, "input=%s" % frames_dir, "out=%s" % out, "viz=true", "video=true",
+            "progress=false"]
+    left = kill_while_writing(["pwcflow.predict"] + args, tmp_path, seed, [out, out / "viz"], moments=6)
+    assert_killed_mid_write(left)
+    done = sorted(out.glob("*.flo"))
+    assert len(done) < 9 or not (out / "flow.mp4").exists()  # killed before the end
+    for f in done:  # atomic: each flow file is complete
+        assert flowio.read_flo(str(f)).shape == (64, 96, 2)
+    proc = run_module("pwcflow.predict", *args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(list(out.glob("*.flo"))) == 9 and len(list((out / "viz").glob("*.png"))) == 9
+    assert (out / "flow.mp4").stat().st_size > 0 and not temps(tmp_path)
 
 
 # -- train -------------------------------------------------------------------------------------------------
@@ -454,13 +546,25 @@ def test_train_read_only_run_dir(ro_dir, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [6, 7])
 def test_train_kill9_then_rerun(seed, tmp_path):
+    """Killed while a checkpoint is staged in ``checkpoints/``: ``checkpoint`` names only whole ones; resume ends."""
     args = TINY_TRAIN + ["run_name=k", "train.iterations=6", "train.save_interval=1", "train.val_interval=3"]
     ckdir = tmp_path / "outputs" / "train" / "k" / "checkpoints"
-    _kill_at_random(["pwcflow.train"] + args, tmp_path, seed, ckdir.is_dir, 4.0)
+    left = kill_while_writing(["pwcflow.train"] + args, tmp_path, seed, [ckdir], moments=4)
+    assert_killed_mid_write(left)
+    assert all(p.parent == ckdir for p in left)
+    for name in _ckpt_names(ckdir / "checkpoint"):  # the state file names only checkpoints whose files are whole
+        assert (ckdir / (name + ".index")).exists() and list(ckdir.glob(name + ".data-*")), name
     proc = train(tmp_path, "run_name=k", "train.iterations=6", "train.save_interval=1", "train.val_interval=3")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads((tmp_path / "outputs" / "train" / "k" / "metrics.json").read_text())["step"] == 6
     assert not temps(tmp_path)
+
+
+def _ckpt_names(state: Path) -> list:
+    """The checkpoint prefixes (basenames) a ``checkpoint`` state file lists."""
+    if not state.exists():
+        return []
+    return [os.path.basename(ln.split('"')[1]) for ln in state.read_text().splitlines() if '"' in ln]
 
 
 # -- results -----------------------------------------------------------------------------------------------
@@ -547,6 +651,6 @@ def test_unexpected_exception_is_one_line_with_a_log_pointer(tmp_path):
     env.pop("HYDRA_FULL_ERROR", None)
     proc = subprocess.run([sys.executable, "-c", code], cwd=str(tmp_path), env=env, capture_output=True, text=True)
     line = refused(proc, "kaboom", "RuntimeError")
-    assert "HYDRA_FULL_ERROR=1" in line or ".log" in line
     logs = list(tmp_path.glob("outputs/predict/*/*.log"))
-    assert logs and "Traceback" in logs[0].read_text() and "kaboom" in logs[0].read_text()
+    assert len(logs) == 1 and "(full traceback in %s; HYDRA_FULL_ERROR=1 prints it here)" % logs[0] in line, line
+    assert "Traceback" in logs[0].read_text() and "kaboom" in logs[0].read_text()

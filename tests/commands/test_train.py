@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 from conftest import ROOT, TINY, run_module
 
@@ -84,19 +85,26 @@ def test_bad_overrides_fail_before_graph(override, needle, tmp_path):
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    """Four sane steps (lr 1e-4, a checkpoint each), then lr 1e12 blows the weights up: training stops at the first
+    non-finite loss, drops the checkpoint of the weights that produced it and names the one before as the last good."""
     proc = run_module("pwcflow.train", *TINY, "train.iterations=50", "train.save_interval=1", "train.val_interval=1000",
-                      "optimizer.name=sgd", "lr_schedule.boundaries=[1000]", "lr_schedule.rates=[1.0e12,1.0]",
+                      "optimizer.name=sgd", "lr_schedule.boundaries=[4]", "lr_schedule.rates=[1.0e-4,1.0e12]",
                       "run_name=nan", cwd=tmp_path)
-    assert proc.returncode == 1
+    assert proc.returncode == 1, proc.stderr[-3000:]
     line = [ln for ln in proc.stderr.splitlines() if ln.startswith("error: ")][0]
     assert "loss became" in line and "Traceback" not in proc.stderr
     step = int(line.split(" at step ")[1].split(":")[0])
+    assert step > 4  # the first four steps were fine
     run = tmp_path / "outputs" / "train" / "nan"
-    steps = _ckpt_steps(run) if (run / "checkpoints").is_dir() else []
-    assert all(s <= step - 2 for s in steps)  # the weights that produced the NaN loss are not kept
-    if steps:
-        assert "pwcnet.ckpt-%d" % steps[-1] in line
-        assert 'model_checkpoint_path: "pwcnet.ckpt-%d"' % steps[-1] in (run / "checkpoints" / "checkpoint").read_text()
+    steps = _ckpt_steps(run)
+    assert steps and steps[-1] == step - 2  # the weights that produced the NaN loss (step - 1) are not kept
+    last_good = run / "checkpoints" / ("pwcnet.ckpt-%d" % steps[-1])
+    assert line.endswith("last good checkpoint: %s" % last_good), line
+    assert 'model_checkpoint_path: "%s"' % last_good.name in (run / "checkpoints" / "checkpoint").read_text()
+    from pwcflow.tf1 import tf
+
+    reader = tf.train.NewCheckpointReader(str(last_good))
+    assert all(np.isfinite(reader.get_tensor(n)).all() for n in reader.get_variable_to_shape_map())
 
 
 def test_ctrl_c_saves_a_checkpoint(tmp_path):

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import REF_SOURCES, reference_root
 
 from pwcflow.data import flowio
 from pwcflow.files import checkpoint
@@ -28,8 +29,10 @@ def _graph(ref_dir, variant, kind):
     return yt, pyr, unreg, levels, reg, losses.epe(yt, flow)
 
 
+@pytest.mark.parametrize("source", REF_SOURCES)
 @pytest.mark.parametrize("variant", ["lg", "sm"])
-def test_scaled_ground_truth_matches(variant, ref_dir):
+def test_scaled_ground_truth_matches(variant, source, ref_dir):
+    ref_dir = reference_root(source, ref_dir)
     with tf.Graph().as_default(), tf.Session() as sess:
         yt, pyr, *_ = _graph(ref_dir, variant, "multiscale")
         got = sess.run([losses.scaled_gt(yt, f) for f in pyr])
@@ -38,13 +41,19 @@ def test_scaled_ground_truth_matches(variant, ref_dir):
                                    atol=1e-6)
 
 
+@pytest.mark.parametrize("source", REF_SOURCES)
 @pytest.mark.parametrize("variant", ["lg", "sm"])
 @pytest.mark.parametrize("kind", ["multiscale", "robust"])
-def test_loss_gradients_and_one_step(variant, kind, ref_dir):
+def test_loss_gradients_and_one_step(variant, kind, source, ref_dir):
+    """Losses, per-level sums, EPE and the loss after one step (both references); per-variable gradients and
+    updates (``../shared`` only: the repository's reference has tfoptflow's losses, not its gradients)."""
+    ref_dir = reference_root(source, ref_dir)
     meta = json.load(open(str(ref_dir / variant / "meta.json")))["training"]["multiscale"]
     before, after = meta["before_step"], meta["after_one_step"]
-    npz = np.load(str(ref_dir / variant / ("train_pair_b_%s_small_vars.npz"
-                                           % ("multiscale_adam" if kind == "multiscale" else "robust_proxgd"))))
+    npz = {}
+    if source == "shared":
+        npz = np.load(str(ref_dir / variant / ("train_pair_b_%s_small_vars.npz"
+                                               % ("multiscale_adam" if kind == "multiscale" else "robust_proxgd"))))
     with tf.Graph().as_default(), tf.Session() as sess:
         _, _, unreg, levels, reg, epe = _graph(ref_dir, variant, kind)
         total = unreg + reg
@@ -67,6 +76,10 @@ def test_loss_gradients_and_one_step(variant, kind, ref_dir):
         np.testing.assert_allclose(t_after, after["loss"], rtol=1e-4)
     else:
         np.testing.assert_allclose([u, u + r], [before["robust_loss_unreg"], before["robust_loss_total"]], rtol=1e-5)
+    if source == "repo" and kind == "robust":  # tfoptflow's total after its ProximalGradientDescent (= SGD) step
+        np.testing.assert_allclose(t_after, after["robust_loss"], rtol=1e-4)
+    if source == "repo":
+        return
     names = [v.op.name for v in variables]
     checked = 0
     for key in npz.files:
