@@ -74,6 +74,9 @@ class Trainer:
         self.engine = distribute.create(cfg.device)
         sync = runsync.run_sync(cfg.storage, run_dir)
         self.policy = CheckpointPolicy(run_dir, cfg.train.keep_checkpoints, self.engine.is_chief, sync, cfg.resume)
+        # a new-style ModelArts job without pre-download: its train_url starts empty, its OBS copy does not
+        self.platform = runsync.platform_mirror(cfg.storage, run_dir) if sync is None and self.engine.is_chief \
+            else None
         self.validation = Validation(run_dir)
 
     # -- state -------------------------------------------------------------------------------------
@@ -87,6 +90,24 @@ class Trainer:
             prefix = checkpoint.resolve(cache.localize(self.cfg.init_ckpt, self.cfg.storage, "checkpoint"))
             checkpoint.restore(self.g.sess, prefix, self.g.model_vars, self.spec.name, self.g.init_saver)
             log.info("initialised weights from %s", prefix)
+
+    def _platform_resume(self, latest: Optional[str]) -> Optional[str]:
+        """Resume from the job output's OBS copy when it holds a newer complete checkpoint than the run dir, so
+        the platform's upload never replaces the pointers of a run with later steps by a fresh run's."""
+        if self.platform is None:
+            return latest
+        if not self.cfg.resume:
+            found = self.platform.remote_latest(self.policy.ckpt_dir)
+            if found:
+                raise UserError("the job's output %s already has checkpoints (step %d): rerun with resume=true or "
+                                "choose another output" % (self.platform.output_url, checkpoint.step_of(found[0])))
+            return latest
+        pulled = self.platform.pull_latest_checkpoint(self.policy.ckpt_dir, checkpoint.step_of(latest) if latest
+                                                      else -1)
+        if pulled:
+            self.platform.pull(["metrics.json"])
+            self.platform.pull_latest_checkpoint(self.policy.best_dir)
+        return pulled or latest
 
     def save(self, step: int) -> Optional[str]:
         """Atomic checkpoint of everything (chief only), mirrored when a run mirror is set."""
@@ -106,7 +127,7 @@ class Trainer:
     # -- loop --------------------------------------------------------------------------------------
     def run(self) -> None:
         """Train to ``train.iterations``, resuming if possible; Ctrl-C/SIGTERM save and exit."""
-        latest = self.policy.find_resume()
+        latest = self._platform_resume(self.policy.find_resume())
         self.validation.reload()
         self.g = TrainGraph(self.plan, self.engine, checkpoint.step_of(latest) if latest else 0)
         try:
