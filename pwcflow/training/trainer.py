@@ -138,21 +138,27 @@ class Trainer:
             self.g.sess.close()
 
     def _loop(self) -> None:
-        """The training loop proper (session built and restored)."""
+        """The training loop proper (session built and restored); ``step`` is ``global_step``, which advances on
+        every step (``TrainGraph``), applied or skipped for overflow."""
         start, t = int(self.g.sess.run(self.g.step)), self.cfg.train
         board = Board(os.path.join(self.run_dir, "tb") if self.engine.is_chief else None)
         previous = signal.signal(signal.SIGTERM, self._on_sigterm)
         bar = tqdm(total=t.iterations, initial=start, desc="train", unit="step", dynamic_ncols=True, file=sys.stdout,
                    disable=not interactive())
         window: List[tuple] = []
-        step, saved, t0 = start, start, time.time()
+        step, saved = start, start
+        self._start = start
         try:
             while step < t.iterations and not self._stop:
+                t0 = time.time()
                 step, out = self._step(step)
-                window.append(tuple(out[1:6]))
+                seconds = time.time() - t0  # the step alone: saving, validation and pictures are not in sec/step
+                if step == start + 1:
+                    log.info("first step: %.1f s (graph compilation included; not in sec/step)", seconds)
+                window.append(tuple(out[1:7]) + (None if step == start + 1 else seconds,))
                 bar.update(1)
                 if step % t.display_interval == 0 or step == t.iterations:
-                    t0, window = self._display(step, window, time.time() - t0, board), []
+                    window = self._display(step, window, board)
                 if step % t.image_interval == 0 and self.engine.is_chief:
                     self._pictures(step, board)
                 if step % t.save_interval == 0:
@@ -204,17 +210,33 @@ class Trainer:
     def _on_sigterm(self, signum, frame) -> None:
         self._stop = True
 
-    def _display(self, step: int, window: List[tuple], seconds: float, board: Board) -> float:
+    def _skipped(self, step: int) -> int:
+        """Steps since this process started whose update a loss-scale optimizer skipped (overflow)."""
+        if self.g.applied is None:
+            return 0
+        return step - self._start - int(self.g.sess.run(self.g.applied))
+
+    def _display(self, step: int, window: List[tuple], board: Board) -> List[tuple]:
+        """The status line (chief) and TensorBoard scalars of the steps in ``window``; returns a new window."""
         t = self.cfg.train
         loss, epe, lr, unreg, decay = (float(np.mean([w[i] for w in window])) for i in range(5))
-        sec_step = seconds / max(len(window), 1)
+        loss_scale, timed = float(window[-1][5]), [w[6] for w in window if w[6] is not None]
+        sec_step = float(np.mean(timed)) if timed else 0.0
         pairs = t.batch_size / sec_step if sec_step > 0 else 0.0
-        emit(status_line(step, loss, epe, lr, pairs, sec_step, t.iterations - step))
+        skipped = self._skipped(step)
+        line = status_line(step, loss, epe, lr, pairs, sec_step, t.iterations - step, loss_scale=loss_scale,
+                           skipped=skipped)
+        if self.engine.is_chief:
+            emit(line)  # the job's log (ModelZoo's grep/awk) gets the chief's lines only
+        else:
+            with open(os.path.join(self.run_dir, "rank%d.log" % self.engine.rank), "a") as fh:
+                fh.write(line + "\n")
         board.scalars(step, {"train/loss": loss, "train/loss_unregularized": unreg, "train/weight_decay": decay,
                              "train/epe": epe, "train/lr": lr, "perf/sec_per_step": sec_step,
-                             "perf/pairs_per_sec": pairs})
+                             "perf/pairs_per_sec": pairs, "train/loss_scale": loss_scale,
+                             "train/skipped_steps": float(skipped)})
         board.flush()
-        return time.time()
+        return []
 
     def _pictures(self, step: int, board: Board) -> None:
         """Frame 1, prediction and ground truth of the first validation (else training) pair, through the

@@ -210,7 +210,8 @@ def test_npu_loss_scaling_uses_npu_optimizer(fake_npu_bridge):
     dev = load("npu")
     base = tf.train.AdamOptimizer()
     opt = backend.wrap_optimizer(base, dev, distributed=True)
-    assert opt is fake_npu_bridge.loss_scaled[-1] and opt.opt is base and opt.is_distributed is True
+    assert opt is fake_npu_bridge.loss_scaled[-1] and opt.is_distributed is True
+    assert isinstance(opt.opt, backend.CountApplied) and opt.opt._opt is base  # counts applied (finite) steps
     assert opt.manager.args == dict(init_loss_scale=2.0 ** 32, incr_every_n_steps=1000, decr_every_n_nan_or_inf=2,
                                     incr_ratio=2.0, decr_ratio=0.5)
     dev = load("npu", mixed_precision=False, **{"npu.precision_mode": "force_fp32"})
@@ -229,15 +230,16 @@ def test_gpu_cpu_dynamic_loss_scaling_skips_overflow_and_shrinks_the_scale():
         opt = backend.wrap_optimizer(tf.train.GradientDescentOptimizer(0.5), dev)
         assert isinstance(opt, tf.train.experimental.MixedPrecisionLossScaleOptimizer)
         train_op = opt.minimize(w * factor)
-        scale = opt._loss_scale()
+        scale, applied = backend.step_stats(opt)
         with tf.Session() as sess:
-            sess.run(tf.global_variables_initializer())
+            sess.run([tf.global_variables_initializer(), tf.local_variables_initializer()])
             assert sess.run(scale) == 1024
             sess.run(train_op, {factor: np.inf})  # overflow: no update, scale halves
             assert (sess.run(w), sess.run(scale)) == (1.0, 512)
             sess.run(train_op, {factor: 1.0})
             sess.run(train_op, {factor: 1.0})  # two good steps: scale doubles
             assert np.isclose(sess.run(w), 0.0) and sess.run(scale) == 1024
+            assert sess.run(applied) == 2  # three steps, one skipped
 
 
 @pytest.mark.parametrize("changes, words", [
