@@ -172,9 +172,14 @@ def test_npu_single_device_needs_no_engine(monkeypatch):
     ({"RANK_SIZE": "8", "RANK_ID": "0"}, "RANK_TABLE_FILE"),
     ({"RANK_SIZE": "8", "RANK_ID": "9", "RANK_TABLE_FILE": "TABLE"}, "RANK_ID=9"),
     ({"RANK_SIZE": "eight"}, "integers"),
+    # tf_adapter/util/ge_plugin.cc GePlugin::Init: CM_CHIEF_IP (rank-table-free) is taken before RANK_TABLE_FILE
+    ({"CM_CHIEF_IP": "192.168.1.1", "CM_WORKER_SIZE": "8"}, "rank-table-free"),
+    ({"CM_WORKER_SIZE": "8"}, "CM_CHIEF_IP/CM_WORKER_SIZE"),
+    # ge_plugin.cc SetRankTableFileEnv: POD_NAME is read before RANK_ID (deploy mode)
+    ({"RANK_TABLE_FILE": "TABLE", "RANK_SIZE": "8", "POD_NAME": "worker-0"}, "POD_NAME but no RANK_ID"),
 ])
 def test_npu_rank_environment_errors(monkeypatch, tmp_path, env, words):
-    for key in ("RANK_SIZE", "RANK_ID", "RANK_TABLE_FILE"):
+    for key in ("RANK_SIZE", "RANK_ID", "RANK_TABLE_FILE", "CM_CHIEF_IP", "CM_WORKER_SIZE", "POD_NAME"):
         monkeypatch.delenv(key, raising=False)
     table = tmp_path / "rank_table.json"
     table.write_text("{}")
