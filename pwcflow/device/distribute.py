@@ -136,7 +136,8 @@ class HcclEngine(Engine):
         super().__init__()
         self._npu = backend.npu_modules()
         self.rank, self.size, self.num_workers, self.is_chief = rank, size, size, rank == 0
-        self.local_rank = int(os.environ.get("DEVICE_ID", os.environ.get("ASCEND_DEVICE_ID", "0")) or 0)
+        # the adapter's order (npu_attrs.cc GetEnvDeviceID, lines 151-166): ASCEND_DEVICE_ID, then DEVICE_ID
+        self.local_rank = int(os.environ.get("ASCEND_DEVICE_ID") or os.environ.get("DEVICE_ID") or 0)
         log.info("HCCL all-reduce: rank %d of %d (device %d)", rank, size, self.local_rank)
 
     def build_train_op(self, loss_fn: Callable[[], tf.Tensor], optimizer: tf.train.Optimizer,

@@ -36,7 +36,7 @@ class TrainGraph:
                 self.lr = self.lr * float(engine.size)
             optimizer = backend.wrap_optimizer(self._optimizer(), cfg.device, distributed=engine.size > 1)
             # global_step advances on every step, applied or skipped: loss-scale optimizers advance it only on
-            # finite steps (and npu_bridge's INF/NAN mode never), so names, stored step and LR would drift apart
+            # finite steps (older npu_bridge INF/NAN mode never), so names, stored step and LR would drift apart
             train_op, self.loss = engine.build_train_op(lambda: self._tower(batches), optimizer, None)
             with tf.control_dependencies([train_op]):
                 self.train_op = tf.group(train_op, self.step.assign_add(1), name="train_step")

@@ -63,6 +63,40 @@ def _split_or_empty(ds_spec, split: str) -> List[datasets.Sample]:
         return []
 
 
+def platform_resume(mirror: Optional[runsync.RunSync], policy: CheckpointPolicy, resume: bool,
+                    latest: Optional[str]) -> Optional[str]:
+    """Resume from the job output's OBS copy (``runsync.platform_mirror``) when it holds a newer complete
+    checkpoint than the run dir, so the platform's upload never replaces the pointers of a run with later steps
+    by a fresh run's."""
+    if mirror is None:
+        return latest
+    if not resume:
+        found = mirror.remote_latest(policy.ckpt_dir)
+        if found:
+            raise UserError("the job's output %s already has checkpoints (step %d): rerun with resume=true or "
+                            "choose another output" % (mirror.output_url, checkpoint.step_of(found[0])))
+        return latest
+    pulled = mirror.pull_latest_checkpoint(policy.ckpt_dir, checkpoint.step_of(latest) if latest else -1)
+    if pulled:
+        mirror.pull(["metrics.json"])
+        mirror.pull_latest_checkpoint(policy.best_dir)
+    return pulled or latest
+
+
+def pictures(g: TrainGraph, plan: Plan, step: int, board: Board) -> None:
+    """Frame 1, prediction and ground truth of the first validation (else training) pair, through the
+    validation tower: a separate run, so every training step fetches the same list (one NPU graph)."""
+    sample = (plan.val or plan.train)[0]
+    _, x, y, _ = next(iter(pipeline.eval_batches([sample], batch=1)))
+    if y is None:
+        return
+    flow = predict_padded(g.sess, g.x_val, [g.flow_val], x, plan.cfg.model.multiple)[0]
+    scale = float(np.abs(y[0]).max()) or None
+    rgb = (x[0, 0] * 255).astype(np.uint8)
+    board.image(step, "train/frame1_prediction_groundtruth",
+                viz.side_by_side([rgb, viz.flow_to_color(flow[0], scale), viz.flow_to_color(y[0], scale)]))
+
+
 class Trainer:
     """One training run: graph, session and loop; validation and checkpoint policy are their own units."""
 
@@ -91,24 +125,6 @@ class Trainer:
             checkpoint.restore(self.g.sess, prefix, self.g.model_vars, self.spec.name, self.g.init_saver)
             log.info("initialised weights from %s", prefix)
 
-    def _platform_resume(self, latest: Optional[str]) -> Optional[str]:
-        """Resume from the job output's OBS copy when it holds a newer complete checkpoint than the run dir, so
-        the platform's upload never replaces the pointers of a run with later steps by a fresh run's."""
-        if self.platform is None:
-            return latest
-        if not self.cfg.resume:
-            found = self.platform.remote_latest(self.policy.ckpt_dir)
-            if found:
-                raise UserError("the job's output %s already has checkpoints (step %d): rerun with resume=true or "
-                                "choose another output" % (self.platform.output_url, checkpoint.step_of(found[0])))
-            return latest
-        pulled = self.platform.pull_latest_checkpoint(self.policy.ckpt_dir, checkpoint.step_of(latest) if latest
-                                                      else -1)
-        if pulled:
-            self.platform.pull(["metrics.json"])
-            self.platform.pull_latest_checkpoint(self.policy.best_dir)
-        return pulled or latest
-
     def save(self, step: int) -> Optional[str]:
         """Atomic checkpoint of everything (chief only), mirrored when a run mirror is set."""
         return self.policy.save(self.g.sess, self.g.saver, step)
@@ -127,7 +143,7 @@ class Trainer:
     # -- loop --------------------------------------------------------------------------------------
     def run(self) -> None:
         """Train to ``train.iterations``, resuming if possible; Ctrl-C/SIGTERM save and exit."""
-        latest = self._platform_resume(self.policy.find_resume())
+        latest = platform_resume(self.platform, self.policy, self.cfg.resume, self.policy.find_resume())
         self.validation.reload()
         self.g = TrainGraph(self.plan, self.engine, checkpoint.step_of(latest) if latest else 0)
         try:
@@ -146,8 +162,7 @@ class Trainer:
         bar = tqdm(total=t.iterations, initial=start, desc="train", unit="step", dynamic_ncols=True, file=sys.stdout,
                    disable=not interactive())
         window: List[tuple] = []
-        step, saved = start, start
-        self._start = start
+        step, saved, self._start = start, start, start
         try:
             while step < t.iterations and not self._stop:
                 t0 = time.time()
@@ -160,7 +175,7 @@ class Trainer:
                 if step % t.display_interval == 0 or step == t.iterations:
                     window = self._display(step, window, board)
                 if step % t.image_interval == 0 and self.engine.is_chief:
-                    self._pictures(step, board)
+                    pictures(self.g, self.plan, step, board)
                 if step % t.save_interval == 0:
                     self.save(step)
                     saved = step
@@ -210,12 +225,6 @@ class Trainer:
     def _on_sigterm(self, signum, frame) -> None:
         self._stop = True
 
-    def _skipped(self, step: int) -> int:
-        """Steps since this process started whose update a loss-scale optimizer skipped (overflow)."""
-        if self.g.applied is None:
-            return 0
-        return step - self._start - int(self.g.sess.run(self.g.applied))
-
     def _display(self, step: int, window: List[tuple], board: Board) -> List[tuple]:
         """The status line (chief) and TensorBoard scalars of the steps in ``window``; returns a new window."""
         t = self.cfg.train
@@ -223,7 +232,8 @@ class Trainer:
         loss_scale, timed = float(window[-1][5]), [w[6] for w in window if w[6] is not None]
         sec_step = float(np.mean(timed)) if timed else 0.0
         pairs = t.batch_size / sec_step if sec_step > 0 else 0.0
-        skipped = self._skipped(step)
+        # steps since this process started whose update the loss-scale optimizer skipped (overflow)
+        skipped = 0 if self.g.applied is None else step - self._start - int(self.g.sess.run(self.g.applied))
         line = status_line(step, loss, epe, lr, pairs, sec_step, t.iterations - step, loss_scale=loss_scale,
                            skipped=skipped)
         if self.engine.is_chief:
@@ -237,16 +247,3 @@ class Trainer:
                              "train/skipped_steps": float(skipped)})
         board.flush()
         return []
-
-    def _pictures(self, step: int, board: Board) -> None:
-        """Frame 1, prediction and ground truth of the first validation (else training) pair, through the
-        validation tower: a separate run, so every training step fetches the same list (one NPU graph)."""
-        sample = (self.plan.val or self.plan.train)[0]
-        _, x, y, _ = next(iter(pipeline.eval_batches([sample], batch=1)))
-        if y is None:
-            return
-        flow = predict_padded(self.g.sess, self.g.x_val, [self.g.flow_val], x, self.spec.multiple)[0]
-        scale = float(np.abs(y[0]).max()) or None
-        rgb = (x[0, 0] * 255).astype(np.uint8)
-        board.image(step, "train/frame1_prediction_groundtruth",
-                    viz.side_by_side([rgb, viz.flow_to_color(flow[0], scale), viz.flow_to_color(y[0], scale)]))

@@ -269,3 +269,12 @@ def test_hccl_broadcast_after_restore_covers_step_slots_and_loss_scale(monkeypat
     assert len(values) >= 6  # step, w, loss_scale, Adam's m and v of w, beta powers
     for value in values:
         assert np.all(np.asarray(value) == 7), values
+
+
+def test_hccl_device_id_reads_ascend_device_id_first(monkeypatch, tmp_path, fake_npu_bridge):
+    """npu_attrs.cc GetEnvDeviceID (085a7b2e, lines 151-166): ASCEND_DEVICE_ID wins over DEVICE_ID."""
+    monkeypatch.setenv("ASCEND_DEVICE_ID", "3")
+    monkeypatch.setenv("DEVICE_ID", "5")
+    assert distribute.HcclEngine(1, 2).local_rank == 3
+    monkeypatch.delenv("ASCEND_DEVICE_ID")
+    assert distribute.HcclEngine(1, 2).local_rank == 5

@@ -110,10 +110,11 @@ def test_every_training_step_fetches_the_same_list(tmp_path, monkeypatch):
 
 def test_overflow_skips_leave_names_stored_step_and_lr_in_agreement(tmp_path, monkeypatch, capsys,
                                                                       fake_npu_bridge):
-    """npu_loss_scale_optimizer.py (Ascend/tensorflow commit 101c5c16) advances global_step only inside
-    ``true_apply_grads_fn`` (lines 84-88, the finite branch) and not at all in INF/NAN mode (line 57 passes
-    ``name`` as ``global_step``): the loop's global_step advances on every step instead. Overflow is simulated by
-    the stand-in (tests/support/npu_bridge.py) on steps 2 and 3."""
+    """npu_loss_scale_optimizer.py (Ascend/tensorflow 085a7b2e) advances global_step only inside
+    ``true_apply_grads_fn`` (lines 83-88, the finite branch of the cond); in INF/NAN mode (line 55-56) contrib's
+    LossScaleOptimizer does the same, and older adapters (commit 101c5c16, line 57) passed ``name`` as
+    ``global_step`` there, never advancing it. The loop's global_step advances on every step instead. Overflow
+    is simulated by the stand-in (tests/support/npu_bridge.py) on steps 2 and 3."""
     from conftest import ROOT, TINY
     from hydra import compose, initialize_config_dir
 
@@ -144,3 +145,13 @@ def test_overflow_skips_leave_names_stored_step_and_lr_in_agreement(tmp_path, mo
     tags = {v.tag for path in (tmp_path / "tb").iterdir() for event in tf.train.summary_iterator(str(path))
             for v in event.summary.value}
     assert {"train/loss_scale", "train/skipped_steps"} <= tags
+
+
+def test_atc_command_takes_the_soc_from_the_setting(tmp_path):
+    """ATC's --soc_version names the target chip (Ascend310, Ascend310P3, Ascend910...): export's soc_version."""
+    from conftest import error_line, run_module
+
+    cmd, _ = export.atc_command("m.pb", [1, 2, 448, 1024, 3], "m", "Ascend310P3")
+    assert cmd.endswith("--soc_version=Ascend310P3")
+    proc = run_module("pwcflow.export", "ckpt=%s" % tmp_path, "soc_version=Ascend 910", "out=%s" % (tmp_path / "o"))
+    assert "soc_version" in error_line(proc) and not (tmp_path / "o").exists()

@@ -57,9 +57,9 @@ def fake_npu_bridge(monkeypatch):
                            lambda: scale.assign(scale * self.args["decr_ratio"]).op)
 
     class NPULossScaleOptimizer:
-        """npu_loss_scale_optimizer.py's apply_gradients (commit 101c5c16, lines 54-92): the inner optimizer's
-        apply_gradients (which advances global_step) runs only in the finite branch of a cond. Overflow is
-        simulated: a step is not finite when the applied-update count so far is in ``rec.overflow_at``."""
+        """npu_loss_scale_optimizer.py's apply_gradients (Ascend/tensorflow 085a7b2e, lines 53-92): the inner
+        optimizer's apply_gradients (which advances global_step) runs only in the finite branch of a cond.
+        Overflow is simulated: the N-th call is not finite when N is in ``rec.overflow_at``."""
 
         def __init__(self, opt, loss_scale_manager, is_distributed=False):
             self.opt, self.manager, self.is_distributed = opt, loss_scale_manager, is_distributed
