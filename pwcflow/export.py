@@ -126,16 +126,18 @@ def _run_dir(out: Optional[str]) -> str:
 ATC_FILL = {0: ("batch", 1), 2: ("height", 448), 3: ("width", 1024)}  # stand-ins for dynamic dims in the command
 
 
-def atc_command(pb_name: str, shape: List[Optional[int]], stem: str) -> Tuple[str, Optional[str]]:
-    """The ATC command for the .pb with static dims only, and a note naming any dim left dynamic in the graph."""
+def atc_command(pb_name: str, shape: List[Optional[int]], stem: str, soc: str = "Ascend310"
+                ) -> Tuple[str, Optional[str]]:
+    """The ATC command for the .pb (``--soc_version``: the ``soc_version`` setting) with static dims only, and a
+    note naming any dim left dynamic in the graph."""
     static = list(shape)
     dynamic = []
     for index, (key, value) in ATC_FILL.items():
         if static[index] is None:
             static[index] = value
             dynamic.append("%s (filled in as %d)" % (key, value))
-    cmd = ("atc --model=%s --framework=3 --input_shape=\"%s:%s\" --output=%s --soc_version=Ascend310"
-           % (pb_name, INPUT_NAME, ",".join(str(d) for d in static), stem))
+    cmd = ("atc --model=%s --framework=3 --input_shape=\"%s:%s\" --output=%s --soc_version=%s"
+           % (pb_name, INPUT_NAME, ",".join(str(d) for d in static), stem, soc))
     note = None
     if dynamic:
         note = ("the graph leaves %s dynamic; ATC needs static dims, so the command above fixes them: put your "
@@ -198,14 +200,15 @@ def main(cfg: commands.ExportConfig) -> None:
         check = _write_checked(cfg, fmt, predictor, path, shape)
     finally:
         predictor.close()
-    info = _info(fmt, path, spec, prefix, shape, stem)
+    info = _info(fmt, path, spec, prefix, shape, stem, cfg.soc_version)
     info.update(check)
     sidecar = stem + ".json" if fmt in ("pb", "savedmodel") else os.path.basename(path) + ".json"
     checkpoint.write_json_atomic(os.path.join(out_dir, sidecar), info)
     log.info("wrote %s (input %s %s, output %s)", path, INPUT_NAME, shape, OUTPUT_NAME)
 
 
-def _info(fmt: str, path: str, spec: ModelSpec, prefix: str, shape: List[Optional[int]], stem: str) -> dict:
+def _info(fmt: str, path: str, spec: ModelSpec, prefix: str, shape: List[Optional[int]], stem: str,
+          soc: str) -> dict:
     """The JSON beside the export: what it is, how to feed it (and for a .pb, the ATC command)."""
     info = {"format": fmt, "path": path, "model": spec.name, "ckpt": prefix, "input": INPUT_NAME,
             "input_shape": shape, "input_dtype": "float32", "output": OUTPUT_NAME,
@@ -213,7 +216,7 @@ def _info(fmt: str, path: str, spec: ModelSpec, prefix: str, shape: List[Optiona
             "preprocess": "RGB uint8 / 255, frames stacked [2, H, W, 3]; zero-pad bottom/right to the input size",
             "postprocess": "crop flow_pred to the original HxW (channels u, v in pixels)"}
     if fmt == "pb":
-        info["atc_example"], note = atc_command(os.path.basename(path), shape, stem)
+        info["atc_example"], note = atc_command(os.path.basename(path), shape, stem, soc)
         print("ATC: %s" % info["atc_example"])
         if note:
             info["atc_note"] = note

@@ -195,9 +195,16 @@ class ExportConfig:
     opset: int = ruled("positive")
     fp16: bool = field()
     int8: bool = field()
+    soc_version: str = field()
     model: ModelSpec = field()
     device: DeviceConfig = field()
     storage: StorageConfig = field()
+
+    def check(self, prefix: str) -> None:
+        """``soc_version`` names an ATC SoC (Ascend310, Ascend310P3, Ascend910, ...), checked before any export."""
+        if not (self.soc_version.startswith("Ascend") and self.soc_version[6:].isalnum()):
+            raise UserError("bad setting %ssoc_version: an ATC SoC name such as Ascend310, Ascend310P3 or "
+                            "Ascend910, got %r" % (prefix, self.soc_version))
 
 
 @dataclass(frozen=True)

@@ -32,10 +32,20 @@ TYPES: Dict[str, str] = {
     "op_compiler_cache_dir": S, "debug_dir": S,
     "precision_mode_v2": S, "modify_mixlist": S, "jit_compile": S, "customize_dtypes": S,  # newer CANN
     "op_precision_mode": S,  # newer CANN
+    # npu_attrs.cc at Ascend/tensorflow 085a7b2e: .s() at lines 1893 (aoe_mode), 2222 (op_debug_config), 2234
+    # (memory_optimization_policy), 2302 (variable_placement), 2316 (graph_compiler_cache_dir); .i() at 2207
+    # (hccl_timeout), 2210 (op_wait_timeout), 2213 (op_execute_timeout), 2225 (graph_exec_timeout), 2228
+    # (static_memory_policy), 2231 (atomic_clean_policy). Usually set through device.npu.extra.
+    "aoe_mode": S, "op_debug_config": S, "memory_optimization_policy": S, "variable_placement": S,
+    "graph_compiler_cache_dir": S,
+    "hccl_timeout": INT, "op_wait_timeout": INT, "op_execute_timeout": INT, "graph_exec_timeout": INT,
+    "static_memory_policy": INT, "atomic_clean_policy": INT,
 }
 # Folders the adapter checks with CheckPath (must exist, readable and writable) or writes into.
-FOLDERS = ("dump_path", "work_path", "op_compiler_cache_dir", "debug_dir")
-CHOICES = {"op_select_implmode": ("high_precision", "high_performance"), "dump_mode": ("input", "output", "all"),
+FOLDERS = ("dump_path", "work_path", "op_compiler_cache_dir", "debug_dir", "graph_compiler_cache_dir")
+# op_select_implmode: CheckOpImplMode's list, npu_attrs.cc:302-303 (085a7b2e)
+CHOICES = {"op_select_implmode": ("high_precision", "high_performance", "high_precision_for_all",
+                                  "high_performance_for_all"), "dump_mode": ("input", "output", "all"),
            "dump_debug_mode": ("aicore_overflow", "atomic_overflow", "all"), "graph_run_mode": (0, 1),
            "buffer_optimize": ("l2_optimize", "off_optimize"),
            "dynamic_graph_execute_mode": ("lazy_recompile", "dynamic_execute")}
@@ -85,8 +95,11 @@ def as_text(value: Any) -> str:
 
 
 def write(custom: Any, key: str, value: Any, kind: str) -> None:
-    """Set ``custom.parameter_map[key]`` to ``value`` as ``kind``."""
+    """Set ``custom.parameter_map[key]`` to ``value`` as ``kind`` (a folder's ``~`` expanded: the adapter's
+    CheckPath takes the text as it is)."""
     field = custom.parameter_map[key]
+    if key in FOLDERS and isinstance(value, str):
+        value = os.path.expanduser(value)
     if kind == B:
         if isinstance(value, str) and value.lower() not in ("true", "false", "1", "0"):
             raise _bad(key, "must be true or false, got %r" % value)
@@ -106,7 +119,7 @@ def check(params: Dict[str, Any]) -> None:
         if key in params and params[key] not in allowed and as_text(params[key]) not in map(str, allowed):
             raise _bad(key, "must be one of %s" % (allowed,))
     if "optypelist_for_implmode" in params and "op_select_implmode" not in params:
-        raise _bad("optypelist_for_implmode", "needs op_select_implmode (high_precision or high_performance): "
+        raise _bad("optypelist_for_implmode", "needs op_select_implmode (high_precision, high_performance, ...): "
                    "the adapter aborts the process otherwise")
     ipl = int(params.get("iterations_per_loop", 1))
     if ipl != 1:
@@ -115,6 +128,12 @@ def check(params: Dict[str, Any]) -> None:
     if params.get("enable_data_pre_proc") in (True, "true", "True", 1):
         raise _bad("enable_data_pre_proc", "must be false: with a one-shot iterator the adapter ignores it "
                    "(the data pipeline stays on the host)")
+    mode = params.get("precision_mode", params.get("precision_mode_v2"))
+    if "modify_mixlist" in params and mode not in MIXED_MODES:
+        # npu_attrs.cc:2135-2170: modify_mixlist is used only with a mixed precision_mode(_v2), refused (or, with
+        # neither mode set, ignored) otherwise
+        raise _bad("modify_mixlist", "needs a mixed precision_mode (allow_mix_precision, allow_mix_precision_fp16, "
+                   "allow_mix_precision_bf16) or precision_mode_v2 (mixed_float16, mixed_bfloat16), got %r" % (mode,))
     dyn = [k for k in ("input_shape", "dynamic_dims", "dynamic_node_type") if k in params]
     if dyn and len(dyn) != 3:
         raise _bad(dyn[0], "input_shape, dynamic_dims and dynamic_node_type go together")

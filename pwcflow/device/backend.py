@@ -115,6 +115,40 @@ def prepare(dev: DeviceConfig) -> None:
         npu_modules()
 
 
+class CountApplied(tf.train.Optimizer):
+    """Delegates to ``opt`` and counts the updates it applies (``applied``, a local variable: not checkpointed).
+
+    A loss-scale optimizer calls its inner optimizer's ``apply_gradients`` only for finite steps (TF's
+    ``loss_scale_optimizer.py``: "no update is performed (nor is `global_step` incremented)"; Ascend's
+    ``npu_loss_scale_optimizer.py`` ``true_apply_grads_fn`` inside ``control_flow_ops.cond(is_overall_finite, ...)``),
+    so steps run minus ``applied`` is the count of steps skipped for overflow.
+    """
+
+    def __init__(self, opt: tf.train.Optimizer) -> None:
+        super().__init__(use_locking=False, name=opt.get_name())
+        self._opt = opt
+        self.applied = tf.Variable(0, dtype=tf.int64, trainable=False, name="applied_updates",
+                                   collections=[tf.GraphKeys.LOCAL_VARIABLES],
+                                   aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+
+    def compute_gradients(self, *args, **kwargs):
+        return self._opt.compute_gradients(*args, **kwargs)
+
+    def apply_gradients(self, grads_and_vars, global_step=None, name=None):
+        update = self._opt.apply_gradients(grads_and_vars, global_step, name)
+        with tf.control_dependencies([update]):
+            return self.applied.assign_add(1).op
+
+    def get_slot(self, var, name):
+        return self._opt.get_slot(var, name)
+
+    def get_slot_names(self):
+        return self._opt.get_slot_names()
+
+    def variables(self):
+        return self._opt.variables()
+
+
 def wrap_optimizer(opt: tf.train.Optimizer, dev: DeviceConfig, distributed: bool = False) -> tf.train.Optimizer:
     """Dynamic loss scaling when ``device.mixed_precision`` is true; otherwise ``opt`` unchanged.
 
@@ -122,22 +156,38 @@ def wrap_optimizer(opt: tf.train.Optimizer, dev: DeviceConfig, distributed: bool
     instead of producing Inf/NaN, so only its float-status check sees it); ``distributed`` all-reduces that
     overflow flag so every rank skips the same steps. cpu/gpu: TF's ``MixedPrecisionLossScaleOptimizer`` with a
     ``DynamicLossScale`` (its one ``incr_ratio`` also divides on overflow; ``decr_*`` keys are NPU-only).
-    Gradient all-reduce is the distribution engine's job, not this wrapper's.
+    Gradient all-reduce is the distribution engine's job, not this wrapper's. ``step_stats`` reads the loss
+    scale and the applied-update count of the result.
     """
     if not dev.mixed_precision:
         return opt
-    ls = dev.loss_scale
+    ls, inner = dev.loss_scale, CountApplied(opt)
     if dev.name == "npu":
         npu = npu_modules()
         manager = npu.loss_scale_manager.ExponentialUpdateLossScaleManager(
             init_loss_scale=ls.init, incr_every_n_steps=ls.incr_every_n_steps,
             decr_every_n_nan_or_inf=ls.decr_every_n_nan_or_inf, incr_ratio=ls.incr_ratio,
             decr_ratio=ls.decr_ratio)
-        return npu.loss_scale_optimizer.NPULossScaleOptimizer(opt, manager, is_distributed=bool(distributed))
-    scale = tf.train.experimental.DynamicLossScale(initial_loss_scale=ls.init,
-                                                   increment_period=ls.incr_every_n_steps,
-                                                   multiplier=ls.incr_ratio)
-    return tf.train.experimental.MixedPrecisionLossScaleOptimizer(opt, scale)
+        wrapped = npu.loss_scale_optimizer.NPULossScaleOptimizer(inner, manager, is_distributed=bool(distributed))
+        scale = manager.get_loss_scale
+    else:
+        dynamic = tf.train.experimental.DynamicLossScale(initial_loss_scale=ls.init,
+                                                         increment_period=ls.incr_every_n_steps,
+                                                         multiplier=ls.incr_ratio)
+        wrapped, scale = tf.train.experimental.MixedPrecisionLossScaleOptimizer(inner, dynamic), dynamic
+    _STATS[id(wrapped)] = (scale, inner.applied)
+    return wrapped
+
+
+_STATS: dict = {}  # id(wrapped optimizer) -> (loss scale callable, applied-update counter)
+
+
+def step_stats(opt: tf.train.Optimizer) -> tuple:
+    """``(loss_scale, applied)`` tensors of an optimizer from ``wrap_optimizer``: the current loss scale (1.0
+    without loss scaling) and the updates applied by this process (None without loss scaling: every step applies)."""
+    scale, applied = _STATS.get(id(opt), (None, None))
+    loss_scale = tf.cast(scale(), tf.float32) if scale is not None else tf.constant(1.0)
+    return loss_scale, (applied.read_value() if applied is not None else None)
 
 
 def local_index(addresses: List[str], rank: int) -> int:

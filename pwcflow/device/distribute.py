@@ -136,7 +136,8 @@ class HcclEngine(Engine):
         super().__init__()
         self._npu = backend.npu_modules()
         self.rank, self.size, self.num_workers, self.is_chief = rank, size, size, rank == 0
-        self.local_rank = int(os.environ.get("DEVICE_ID", os.environ.get("ASCEND_DEVICE_ID", "0")) or 0)
+        # the adapter's order (npu_attrs.cc GetEnvDeviceID, lines 151-166): ASCEND_DEVICE_ID, then DEVICE_ID
+        self.local_rank = int(os.environ.get("ASCEND_DEVICE_ID") or os.environ.get("DEVICE_ID") or 0)
         log.info("HCCL all-reduce: rank %d of %d (device %d)", rank, size, self.local_rank)
 
     def build_train_op(self, loss_fn: Callable[[], tf.Tensor], optimizer: tf.train.Optimizer,
@@ -238,8 +239,28 @@ def cluster_from(dist: Distribute) -> Optional[Cluster]:
     return spec, task_type, task_index
 
 
+def _unsupported_launch() -> Optional[str]:
+    """Why the launch environment is one the adapter accepts but pwcflow cannot honour (None when it can).
+
+    tf_adapter/util/ge_plugin.cc ``GePlugin::Init`` takes ``CM_CHIEF_IP`` (rank-table-free) before
+    ``RANK_TABLE_FILE``, and ``SetRankTableFileEnv`` takes ``POD_NAME`` before ``RANK_ID``: in both cases every
+    process would read RANK_SIZE/RANK_ID as unset here and train alone, believing it is the chief.
+    """
+    env = os.environ
+    if env.get("CM_CHIEF_IP") or (env.get("CM_WORKER_SIZE") or "1").strip() not in ("", "0", "1"):
+        return ("rank-table-free launches (CM_CHIEF_IP/CM_WORKER_SIZE) are not supported: start one process per "
+                "device with RANK_TABLE_FILE, RANK_ID and RANK_SIZE")
+    if env.get("RANK_TABLE_FILE") and env.get("POD_NAME") and not env.get("RANK_ID"):
+        return ("a rank table with POD_NAME but no RANK_ID is not supported: set RANK_ID (and RANK_SIZE) for each "
+                "process")
+    return None
+
+
 def _hccl_from_env(dist: Distribute) -> Engine:
     """One HcclEngine per Ascend device when RANK_SIZE > 1, else the single-process engine."""
+    why = _unsupported_launch()
+    if why:
+        raise UserError(why)
     try:
         size, rank = int(os.environ.get("RANK_SIZE") or 1), int(os.environ.get("RANK_ID") or 0)
     except ValueError:

@@ -48,17 +48,19 @@ class Board:
 
 
 def status_line(step: int, loss: float, epe: float, lr: float, samples_per_sec: float, sec_per_step: float,
-                remaining_steps: int, now: Optional[datetime.datetime] = None) -> str:
-    """tfoptflow's training status line; Ascend's ModelZoo scripts parse fields 6 (loss) and 10 (sec/step).
+                remaining_steps: int, now: Optional[datetime.datetime] = None, loss_scale: float = 1.0,
+                skipped: int = 0) -> str:
+    """tfoptflow's training status line; Ascend's ModelZoo scripts parse fields 6 (loss) and 10 (sec/step), so
+    the loss scale and the steps skipped for overflow come after field 10.
 
     ``2026-11-24 08:00:00 Iter 1000 [Train]: loss=12.34, epe=3.45, lr=0.000100, samples/sec=34.2,
-    sec/step=0.936, eta=1 day, 2:03:04``
+    sec/step=0.936, loss_scale=65536, skipped=0, eta=1 day, 2:03:04``
     """
     now = now or datetime.datetime.now()
     eta = datetime.timedelta(seconds=int(round(max(remaining_steps, 0) * sec_per_step)))
-    return "%s Iter %d [Train]: loss=%.2f, epe=%.2f, lr=%f, samples/sec=%.1f, sec/step=%.3f, eta=%s" % (
-        now.strftime("%Y-%m-%d %H:%M:%S"), step, loss, epe, lr, samples_per_sec, sec_per_step, eta)
-
+    return ("%s Iter %d [Train]: loss=%.2f, epe=%.2f, lr=%f, samples/sec=%.1f, sec/step=%.3f, loss_scale=%.10g, "
+            "skipped=%d, eta=%s") % (now.strftime("%Y-%m-%d %H:%M:%S"), step, loss, epe, lr, samples_per_sec,
+                                     sec_per_step, loss_scale, skipped, eta)
 
 
 def interactive() -> bool:

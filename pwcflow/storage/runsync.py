@@ -5,6 +5,7 @@ Uploads go in waves: data and other files, then checkpoint ``.index`` files, the
 ``checkpoint`` state file, ``best.json``), so a reader of the mirror never sees a pointer to missing data.
 """
 
+import json
 import logging
 import os
 from typing import Dict, Iterable, List, Optional, Tuple
@@ -18,6 +19,7 @@ from pwcflow.storage.obs import ObjectInfo, ObsStore, is_remote, join_key, parse
 
 log = logging.getLogger("pwcflow.storage")
 
+MA_OUTPUTS = "MA_OUTPUTS"  # new-style jobs: each output's local folder and the OBS folder it is uploaded to
 LAST_FILES = (checkpoint.STATE_FILE, checkpoint.BEST_FILE)  # pointers: uploaded after everything they may point at
 
 
@@ -66,19 +68,24 @@ class RunSync:
         rels = [self._rel(os.path.join(folder, n)) for n in names]
         return self._upload([rel for rel in rels if self._changed(rel)])
 
-    def pull_latest_checkpoint(self, local_ckpt_dir: str) -> Optional[str]:
-        """Download the newest complete checkpoint under the output prefix; return its local prefix (or None).
+    def remote_latest(self, local_ckpt_dir: str) -> Optional[Tuple[str, List[ObjectInfo]]]:
+        """The newest complete checkpoint under the output prefix (its key and files), or None.
 
         ``local_ckpt_dir``'s place in the run dir (default ``checkpoints``) names the remote folder to search.
         """
-        local_ckpt_dir = os.path.abspath(local_ckpt_dir)
-        rel_dir = os.path.relpath(local_ckpt_dir, self.run_dir)
+        rel_dir = os.path.relpath(os.path.abspath(local_ckpt_dir), self.run_dir)
         if rel_dir.startswith(os.pardir) or rel_dir == os.curdir:
             rel_dir = "checkpoints"
-        dir_key = self.key_for(rel_dir)
-        found = latest_complete(children(self.store, self.bucket, dir_key + "/"))
-        if not found:
-            log.info("no complete checkpoint under obs://%s/%s: starting from scratch", self.bucket, dir_key)
+        return latest_complete(children(self.store, self.bucket, self.key_for(rel_dir) + "/"))
+
+    def pull_latest_checkpoint(self, local_ckpt_dir: str, newer_than: int = -1) -> Optional[str]:
+        """Download the newest complete checkpoint under the output prefix if its step is above ``newer_than``;
+        return its local prefix (or None)."""
+        local_ckpt_dir = os.path.abspath(local_ckpt_dir)
+        found = self.remote_latest(local_ckpt_dir)
+        if not found or checkpoint.step_of(found[0]) <= newer_than:
+            log.info("no newer complete checkpoint under %s: %s", self.output_url,
+                     "starting from scratch" if newer_than < 0 else "keeping step %d" % newer_than)
             return None
         prefix_key, files = found
         todo = [(o, os.path.join(local_ckpt_dir, os.path.basename(o.key))) for o in files]
@@ -162,6 +169,30 @@ class RunSync:
         if done:
             log.info("uploaded %d files to %s", len(done), self.output_url)
         return done
+
+
+def platform_output(run_dir: str) -> Optional[str]:
+    """The ``obs://`` folder a new-style ModelArts job uploads its local ``run_dir`` (train_url) to, from
+    ``MA_OUTPUTS`` (``{"outputs": [{"parameter": {"label": "train_url", "value": LOCAL}, "data_source": {"obs":
+    {"obs_url": "/bucket/path/"}}}]}``, ModelZoo ``FaceBoxes_ID1074_for_TensorFlow/.../my_env.log:79``); else None."""
+    try:
+        outputs = json.loads(os.environ.get(MA_OUTPUTS) or "{}").get("outputs") or []
+    except (ValueError, AttributeError):
+        log.warning("%s is not the JSON ModelArts sets: ignored", MA_OUTPUTS)
+        return None
+    for item in outputs if isinstance(outputs, list) else []:
+        local = ((item or {}).get("parameter") or {}).get("value")
+        remote = (((item or {}).get("data_source") or {}).get("obs") or {}).get("obs_url")
+        if local and remote and os.path.abspath(str(local)) == os.path.abspath(run_dir):
+            return "obs://" + str(remote).strip("/")
+    return None
+
+
+def platform_mirror(cfg_storage: StorageConfig, run_dir: str) -> Optional[RunSync]:
+    """A pull-only ``RunSync`` on the OBS folder ModelArts uploads the local run dir to (``platform_output``);
+    None when the run dir is not a job's train_url. pwcflow never uploads there: the platform does."""
+    url = platform_output(run_dir)
+    return RunSync(url, run_dir, build(cfg_storage)) if url else None
 
 
 def run_sync(cfg_storage: StorageConfig, run_dir: str) -> Optional[RunSync]:

@@ -35,8 +35,13 @@ class TrainGraph:
             if t.scale_lr_with_workers and engine.size > 1:
                 self.lr = self.lr * float(engine.size)
             optimizer = backend.wrap_optimizer(self._optimizer(), cfg.device, distributed=engine.size > 1)
-            self.train_op, self.loss = engine.build_train_op(lambda: self._tower(batches), optimizer, self.step)
-            self.fetch = [self.train_op, self.loss, self.epe, self.lr, self.loss_unreg, self.decay]
+            # global_step advances on every step, applied or skipped: loss-scale optimizers advance it only on
+            # finite steps (older npu_bridge INF/NAN mode never), so names, stored step and LR would drift apart
+            train_op, self.loss = engine.build_train_op(lambda: self._tower(batches), optimizer, None)
+            with tf.control_dependencies([train_op]):
+                self.train_op = tf.group(train_op, self.step.assign_add(1), name="train_step")
+            self.loss_scale, self.applied = backend.step_stats(optimizer)
+            self.fetch = [self.train_op, self.loss, self.epe, self.lr, self.loss_unreg, self.decay, self.loss_scale]
             self.x_val = tf.placeholder(tf.float32, [None, 2, None, None, 3], name="x_val")
             with tf.variable_scope(tf.get_variable_scope(), reuse=True):
                 self.flow_val, _ = pwcnet(self.x_val, self.spec)
@@ -48,7 +53,7 @@ class TrainGraph:
             hooks = engine.hooks()
             for hook in hooks:
                 hook.begin()
-            init = tf.global_variables_initializer()
+            init = tf.group(tf.global_variables_initializer(), tf.local_variables_initializer())
         self.graph.finalize()
         self.sess = tf.Session(engine.target, graph=self.graph, config=backend.session_config(cfg.device, engine))
         self.sess.run(init)

@@ -63,6 +63,40 @@ def _split_or_empty(ds_spec, split: str) -> List[datasets.Sample]:
         return []
 
 
+def platform_resume(mirror: Optional[runsync.RunSync], policy: CheckpointPolicy, resume: bool,
+                    latest: Optional[str]) -> Optional[str]:
+    """Resume from the job output's OBS copy (``runsync.platform_mirror``) when it holds a newer complete
+    checkpoint than the run dir, so the platform's upload never replaces the pointers of a run with later steps
+    by a fresh run's."""
+    if mirror is None:
+        return latest
+    if not resume:
+        found = mirror.remote_latest(policy.ckpt_dir)
+        if found:
+            raise UserError("the job's output %s already has checkpoints (step %d): rerun with resume=true or "
+                            "choose another output" % (mirror.output_url, checkpoint.step_of(found[0])))
+        return latest
+    pulled = mirror.pull_latest_checkpoint(policy.ckpt_dir, checkpoint.step_of(latest) if latest else -1)
+    if pulled:
+        mirror.pull(["metrics.json"])
+        mirror.pull_latest_checkpoint(policy.best_dir)
+    return pulled or latest
+
+
+def pictures(g: TrainGraph, plan: Plan, step: int, board: Board) -> None:
+    """Frame 1, prediction and ground truth of the first validation (else training) pair, through the
+    validation tower: a separate run, so every training step fetches the same list (one NPU graph)."""
+    sample = (plan.val or plan.train)[0]
+    _, x, y, _ = next(iter(pipeline.eval_batches([sample], batch=1)))
+    if y is None:
+        return
+    flow = predict_padded(g.sess, g.x_val, [g.flow_val], x, plan.cfg.model.multiple)[0]
+    scale = float(np.abs(y[0]).max()) or None
+    rgb = (x[0, 0] * 255).astype(np.uint8)
+    board.image(step, "train/frame1_prediction_groundtruth",
+                viz.side_by_side([rgb, viz.flow_to_color(flow[0], scale), viz.flow_to_color(y[0], scale)]))
+
+
 class Trainer:
     """One training run: graph, session and loop; validation and checkpoint policy are their own units."""
 
@@ -74,6 +108,9 @@ class Trainer:
         self.engine = distribute.create(cfg.device)
         sync = runsync.run_sync(cfg.storage, run_dir)
         self.policy = CheckpointPolicy(run_dir, cfg.train.keep_checkpoints, self.engine.is_chief, sync, cfg.resume)
+        # a new-style ModelArts job without pre-download: its train_url starts empty, its OBS copy does not
+        self.platform = runsync.platform_mirror(cfg.storage, run_dir) if sync is None and self.engine.is_chief \
+            else None
         self.validation = Validation(run_dir)
 
     # -- state -------------------------------------------------------------------------------------
@@ -106,7 +143,7 @@ class Trainer:
     # -- loop --------------------------------------------------------------------------------------
     def run(self) -> None:
         """Train to ``train.iterations``, resuming if possible; Ctrl-C/SIGTERM save and exit."""
-        latest = self.policy.find_resume()
+        latest = platform_resume(self.platform, self.policy, self.cfg.resume, self.policy.find_resume())
         self.validation.reload()
         self.g = TrainGraph(self.plan, self.engine, checkpoint.step_of(latest) if latest else 0)
         try:
@@ -117,23 +154,28 @@ class Trainer:
             self.g.sess.close()
 
     def _loop(self) -> None:
-        """The training loop proper (session built and restored)."""
+        """The training loop proper (session built and restored); ``step`` is ``global_step``, which advances on
+        every step (``TrainGraph``), applied or skipped for overflow."""
         start, t = int(self.g.sess.run(self.g.step)), self.cfg.train
         board = Board(os.path.join(self.run_dir, "tb") if self.engine.is_chief else None)
         previous = signal.signal(signal.SIGTERM, self._on_sigterm)
         bar = tqdm(total=t.iterations, initial=start, desc="train", unit="step", dynamic_ncols=True, file=sys.stdout,
                    disable=not interactive())
         window: List[tuple] = []
-        step, saved, t0 = start, start, time.time()
+        step, saved, self._start = start, start, start
         try:
             while step < t.iterations and not self._stop:
+                t0 = time.time()
                 step, out = self._step(step)
-                window.append(tuple(out[1:6]))
+                seconds = time.time() - t0  # the step alone: saving, validation and pictures are not in sec/step
+                if step == start + 1:
+                    log.info("first step: %.1f s (graph compilation included; not in sec/step)", seconds)
+                window.append(tuple(out[1:7]) + (None if step == start + 1 else seconds,))
                 bar.update(1)
                 if step % t.display_interval == 0 or step == t.iterations:
-                    t0, window = self._display(step, window, time.time() - t0, board), []
+                    window = self._display(step, window, board)
                 if step % t.image_interval == 0 and self.engine.is_chief:
-                    self._pictures(step, board)
+                    pictures(self.g, self.plan, step, board)
                 if step % t.save_interval == 0:
                     self.save(step)
                     saved = step
@@ -183,27 +225,25 @@ class Trainer:
     def _on_sigterm(self, signum, frame) -> None:
         self._stop = True
 
-    def _display(self, step: int, window: List[tuple], seconds: float, board: Board) -> float:
+    def _display(self, step: int, window: List[tuple], board: Board) -> List[tuple]:
+        """The status line (chief) and TensorBoard scalars of the steps in ``window``; returns a new window."""
         t = self.cfg.train
         loss, epe, lr, unreg, decay = (float(np.mean([w[i] for w in window])) for i in range(5))
-        sec_step = seconds / max(len(window), 1)
+        loss_scale, timed = float(window[-1][5]), [w[6] for w in window if w[6] is not None]
+        sec_step = float(np.mean(timed)) if timed else 0.0
         pairs = t.batch_size / sec_step if sec_step > 0 else 0.0
-        emit(status_line(step, loss, epe, lr, pairs, sec_step, t.iterations - step))
+        # steps since this process started whose update the loss-scale optimizer skipped (overflow)
+        skipped = 0 if self.g.applied is None else step - self._start - int(self.g.sess.run(self.g.applied))
+        line = status_line(step, loss, epe, lr, pairs, sec_step, t.iterations - step, loss_scale=loss_scale,
+                           skipped=skipped)
+        if self.engine.is_chief:
+            emit(line)  # the job's log (ModelZoo's grep/awk) gets the chief's lines only
+        else:
+            with open(os.path.join(self.run_dir, "rank%d.log" % self.engine.rank), "a") as fh:
+                fh.write(line + "\n")
         board.scalars(step, {"train/loss": loss, "train/loss_unregularized": unreg, "train/weight_decay": decay,
                              "train/epe": epe, "train/lr": lr, "perf/sec_per_step": sec_step,
-                             "perf/pairs_per_sec": pairs})
+                             "perf/pairs_per_sec": pairs, "train/loss_scale": loss_scale,
+                             "train/skipped_steps": float(skipped)})
         board.flush()
-        return time.time()
-
-    def _pictures(self, step: int, board: Board) -> None:
-        """Frame 1, prediction and ground truth of the first validation (else training) pair, through the
-        validation tower: a separate run, so every training step fetches the same list (one NPU graph)."""
-        sample = (self.plan.val or self.plan.train)[0]
-        _, x, y, _ = next(iter(pipeline.eval_batches([sample], batch=1)))
-        if y is None:
-            return
-        flow = predict_padded(self.g.sess, self.g.x_val, [self.g.flow_val], x, self.spec.multiple)[0]
-        scale = float(np.abs(y[0]).max()) or None
-        rgb = (x[0, 0] * 255).astype(np.uint8)
-        board.image(step, "train/frame1_prediction_groundtruth",
-                    viz.side_by_side([rgb, viz.flow_to_color(flow[0], scale), viz.flow_to_color(y[0], scale)]))
+        return []

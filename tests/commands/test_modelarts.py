@@ -2,6 +2,7 @@
 kill -9, a restarted container with an empty working directory), old style (s3:// on the local S3 server, and
 obs:// through the moxing stand-in), and ModelZoo's grep/awk extraction on the captured log."""
 
+import json
 import os
 import re
 import shutil
@@ -110,6 +111,51 @@ def test_old_style_job_s3_train_url_with_s3_endpoint(server, tmp_path):
     assert _train_steps(text) == [6]
 
 
+def _platform_upload(server, folder: Path, prefix: str) -> None:
+    """What a new-style job does with its local train_url: copy every file to the output's OBS folder."""
+    client = server.client()
+    try:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            resp = client.putFile("runs", "%s/%s" % (prefix, path.relative_to(folder).as_posix()), str(path))
+            assert resp.status < 300, (path, resp.status)
+    finally:
+        client.close()
+
+
+@pytest.mark.slow
+def test_new_style_job_without_predownload_resumes_from_its_obs_output(server, tmp_path):
+    """The output not pre-downloaded: a restarted container's train_url is empty and ``MA_OUTPUTS`` (ModelZoo
+    ``FaceBoxes_ID1074_for_TensorFlow/model/run00/models/run00/my_env.log:79``) names its OBS folder."""
+    s3 = {"OBS_ACCESS_KEY_ID": server.access_key, "OBS_SECRET_ACCESS_KEY": "S3RVER", "S3_ENDPOINT": server.url}
+    cfg = ARGS + ["storage.path_style=true", "storage.signature=v4", "storage.region=us-east-1"]
+
+    def job(name: str, obs_url: str, *extra: str):
+        train_url = tmp_path / name / "home" / "ma-user" / "modelarts" / "outputs" / "train_url_0"
+        outputs = {"outputs": [{"parameter": {"label": "train_url", "value": str(train_url)},
+                                "data_source": {"obs": {"obs_url": obs_url}}}]}
+        env = _env(dict(s3, MA_OUTPUTS=json.dumps(outputs)))
+        argv = cfg + list(extra) + ["--train_url=%s/" % train_url]
+        return _start(tmp_path / name / "device0", argv, tmp_path / ("%s.log" % name), env), train_url
+
+    first, url1 = job("c1", "/runs/job1/", "train.iterations=4")
+    assert first.wait(timeout=900) == 0, (tmp_path / "c1.log").read_text()[-3000:]
+    assert _train_steps((tmp_path / "c1.log").read_text()) == [2, 4]  # a new job (empty OBS folder): from step 0
+    _platform_upload(server, url1, "job1")
+    again, url2 = job("c2", "/runs/job1/", "train.iterations=6")  # restarted container, empty train_url
+    assert again.wait(timeout=900) == 0, (tmp_path / "c2.log").read_text()[-3000:]
+    text = (tmp_path / "c2.log").read_text()
+    assert "resuming from obs://runs/job1/checkpoints/pwcnet.ckpt-4" in text and _train_steps(text) == [6]
+    assert tf.train.load_checkpoint(str(url2 / "checkpoints" / "pwcnet.ckpt-6")).get_tensor("global_step") == 6
+    metrics = json.loads((url2 / "metrics.json").read_text())  # the earlier run's history kept for the upload
+    assert [h["step"] for h in metrics["history"]][:1] == [4], metrics
+    assert (url2 / "checkpoints" / "best" / "checkpoint").exists()
+    fresh, url3 = job("c3", "/runs/job1/", "train.iterations=6", "resume=false")  # would orphan job1's pointers
+    assert fresh.wait(timeout=900) == 1
+    assert "error: the job's output obs://runs/job1 already has checkpoints (step 4)" in \
+        (tmp_path / "c3.log").read_text()
+    assert not (url3 / "checkpoints").exists()
+
+
 @pytest.mark.slow
 def test_old_style_job_through_moxing(tmp_path):
     root = tmp_path / "obs"
@@ -165,3 +211,15 @@ def test_run_sync_needs_no_client_for_a_local_train_url(tmp_path, monkeypatch):
     assert runsync.run_sync(compose_group("storage", "obs", {"output_url": run + "/"}), run) is None
     with pytest.raises(Exception, match="hydra.run.dir"):
         runsync.run_sync(compose_group("storage", "local", {"output_url": str(tmp_path / "elsewhere")}), run)
+
+
+def test_platform_output_reads_ma_outputs_for_this_run_dir_only(tmp_path, monkeypatch):
+    run = str(tmp_path / "outputs" / "train_url_0")
+    entry = {"parameter": {"label": "train_url", "value": run + "/"}, "data_source": {"obs": {"obs_url": "/bkt/a/b/"}}}
+    monkeypatch.setenv("MA_OUTPUTS", json.dumps({"outputs": [entry]}))
+    assert runsync.platform_output(run) == "obs://bkt/a/b"
+    assert runsync.platform_output(str(tmp_path / "elsewhere")) is None  # another folder: not the job's output
+    monkeypatch.setenv("MA_OUTPUTS", "{not json")
+    assert runsync.platform_output(run) is None
+    monkeypatch.delenv("MA_OUTPUTS")
+    assert runsync.platform_output(run) is None

@@ -93,8 +93,8 @@ def test_npu_profile_field_by_field_without_npu_bridge():
     assert cfg.allow_soft_placement and not cfg.log_device_placement
     assert _params(cfg) == {
         "use_off_line": True, "precision_mode": b"allow_mix_precision", "mix_compile_mode": False,
-        "graph_run_mode": 1, "iterations_per_loop": 1, "enable_data_pre_proc": False, "hcom_parallel": True,
-        "op_debug_level": 0, "enable_dump": False, "dump_mode": b"output", "enable_dump_debug": False,
+        "graph_run_mode": 1, "iterations_per_loop": 1, "hcom_parallel": True,
+        "enable_dump": False, "dump_mode": b"output", "enable_dump_debug": False,
         "dump_debug_mode": b"all", "profiling_mode": False,
     }
     # every documented switch is a key in npu.yaml, and every key there is a switch
@@ -117,7 +117,7 @@ def test_npu_switches_follow_config(tmp_path):
     params = _params(backend.session_config(load("npu", **changes)))
     assert dump.is_dir()  # the adapter's CheckPath aborts on a dump_path that does not exist
     assert params["precision_mode"] == b"must_keep_origin_dtype" and params["iterations_per_loop"] == 1
-    assert params["enable_data_pre_proc"] is False and params["hcom_parallel"] is False
+    assert "enable_data_pre_proc" not in params and params["hcom_parallel"] is False  # deprecated: not written
     assert (params["enable_dump"], params["dump_path"], params["dump_step"], params["dump_mode"]) == (
         True, str(dump).encode(), b"0|5", b"all")
     assert params["op_select_implmode"] == b"high_precision"
@@ -210,7 +210,8 @@ def test_npu_loss_scaling_uses_npu_optimizer(fake_npu_bridge):
     dev = load("npu")
     base = tf.train.AdamOptimizer()
     opt = backend.wrap_optimizer(base, dev, distributed=True)
-    assert opt is fake_npu_bridge.loss_scaled[-1] and opt.opt is base and opt.is_distributed is True
+    assert opt is fake_npu_bridge.loss_scaled[-1] and opt.is_distributed is True
+    assert isinstance(opt.opt, backend.CountApplied) and opt.opt._opt is base  # counts applied (finite) steps
     assert opt.manager.args == dict(init_loss_scale=2.0 ** 32, incr_every_n_steps=1000, decr_every_n_nan_or_inf=2,
                                     incr_ratio=2.0, decr_ratio=0.5)
     dev = load("npu", mixed_precision=False, **{"npu.precision_mode": "force_fp32"})
@@ -229,15 +230,16 @@ def test_gpu_cpu_dynamic_loss_scaling_skips_overflow_and_shrinks_the_scale():
         opt = backend.wrap_optimizer(tf.train.GradientDescentOptimizer(0.5), dev)
         assert isinstance(opt, tf.train.experimental.MixedPrecisionLossScaleOptimizer)
         train_op = opt.minimize(w * factor)
-        scale = opt._loss_scale()
+        scale, applied = backend.step_stats(opt)
         with tf.Session() as sess:
-            sess.run(tf.global_variables_initializer())
+            sess.run([tf.global_variables_initializer(), tf.local_variables_initializer()])
             assert sess.run(scale) == 1024
             sess.run(train_op, {factor: np.inf})  # overflow: no update, scale halves
             assert (sess.run(w), sess.run(scale)) == (1.0, 512)
             sess.run(train_op, {factor: 1.0})
             sess.run(train_op, {factor: 1.0})  # two good steps: scale doubles
             assert np.isclose(sess.run(w), 0.0) and sess.run(scale) == 1024
+            assert sess.run(applied) == 2  # three steps, one skipped
 
 
 @pytest.mark.parametrize("changes, words", [
@@ -272,3 +274,55 @@ def test_bad_loss_scale(changes, words):
 ])
 def test_modelarts_argv(argv, expected):
     assert modelarts_argv(["prog"] + argv) == ["prog"] + expected
+
+
+# The adapter's source: Ascend/tensorflow tf_adapter/util/npu_attrs.cc at commit 085a7b2e.
+@pytest.mark.parametrize("key, value, field, expected", [
+    ("aoe_mode", 2, "s", b"2"),  # npu_attrs.cc:1893 .s()
+    ("op_debug_config", "/x/cfg.ini", "s", b"/x/cfg.ini"),  # :2222 .s()
+    ("memory_optimization_policy", "MemoryPriority", "s", b"MemoryPriority"),  # :2234 .s()
+    ("variable_placement", "Host", "s", b"Host"),  # :2302 .s()
+    ("hccl_timeout", "3600", "i", 3600),  # :2207 .i()
+    ("op_wait_timeout", 120, "i", 120),  # :2210 .i()
+    ("op_execute_timeout", 90, "i", 90),  # :2213 .i()
+    ("graph_exec_timeout", "600000", "i", 600000),  # :2225 .i()
+    ("static_memory_policy", 2, "i", 2),  # :2228 .i()
+    ("atomic_clean_policy", 1, "i", 1),  # :2231 .i()
+])
+def test_extra_keys_are_written_with_the_adapters_type(key, value, field, expected):
+    cfg = backend.session_config(load("npu", **{"npu.extra": {key: value}}))
+    (custom,) = cfg.graph_options.rewrite_options.custom_optimizers
+    assert custom.parameter_map[key].WhichOneof("value") == field
+    assert getattr(custom.parameter_map[key], field) == expected
+
+
+@pytest.mark.parametrize("mode", ["high_precision_for_all", "high_performance_for_all"])
+def test_op_select_implmode_accepts_the_for_all_modes(mode):
+    """CheckOpImplMode's list, npu_attrs.cc:302-303."""
+    assert _params(backend.session_config(load("npu", **{"npu.op_select_implmode": mode})))[
+        "op_select_implmode"] == mode.encode()
+    with pytest.raises(UserError, match="op_select_implmode"):
+        load("npu", **{"npu.op_select_implmode": "high_speed"})
+
+
+def test_modify_mixlist_needs_a_mixed_precision_mode():
+    """npu_attrs.cc:2135-2170: modify_mixlist is taken only with a mixed precision_mode(_v2), else an error."""
+    assert "modify_mixlist" in _params(backend.session_config(load("npu", **{"npu.modify_mixlist": "/m.json"})))
+    with pytest.raises(UserError, match="modify_mixlist.*mixed precision_mode"):
+        load("npu", mixed_precision=False, **{"npu.modify_mixlist": "/m.json",
+                                              "npu.precision_mode": "must_keep_origin_dtype"})
+
+
+def test_folders_are_written_with_home_expanded(tmp_path, monkeypatch):
+    """The adapter checks the folder text as written (npu_attrs.cc CheckPath): ``~`` must arrive expanded."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    params = _params(backend.session_config(load("npu", **{"npu.enable_dump": True, "npu.dump_path": "~/dump"})))
+    assert params["dump_path"] == str(tmp_path / "dump").encode() and (tmp_path / "dump").is_dir()
+
+
+def test_deprecated_switches_are_not_written_by_default():
+    """npu_attrs.cc:1886 (op_debug_level -> op_debug_config) and :1957 (enable_data_pre_proc) log them as
+    deprecated: the profile leaves both out unless set."""
+    params = _params(backend.session_config(load("npu")))
+    assert "op_debug_level" not in params and "enable_data_pre_proc" not in params
+    assert _params(backend.session_config(load("npu", **{"npu.op_debug_level": 1})))["op_debug_level"] == 1

@@ -172,9 +172,14 @@ def test_npu_single_device_needs_no_engine(monkeypatch):
     ({"RANK_SIZE": "8", "RANK_ID": "0"}, "RANK_TABLE_FILE"),
     ({"RANK_SIZE": "8", "RANK_ID": "9", "RANK_TABLE_FILE": "TABLE"}, "RANK_ID=9"),
     ({"RANK_SIZE": "eight"}, "integers"),
+    # tf_adapter/util/ge_plugin.cc GePlugin::Init: CM_CHIEF_IP (rank-table-free) is taken before RANK_TABLE_FILE
+    ({"CM_CHIEF_IP": "192.168.1.1", "CM_WORKER_SIZE": "8"}, "rank-table-free"),
+    ({"CM_WORKER_SIZE": "8"}, "CM_CHIEF_IP/CM_WORKER_SIZE"),
+    # ge_plugin.cc SetRankTableFileEnv: POD_NAME is read before RANK_ID (deploy mode)
+    ({"RANK_TABLE_FILE": "TABLE", "RANK_SIZE": "8", "POD_NAME": "worker-0"}, "POD_NAME but no RANK_ID"),
 ])
 def test_npu_rank_environment_errors(monkeypatch, tmp_path, env, words):
-    for key in ("RANK_SIZE", "RANK_ID", "RANK_TABLE_FILE"):
+    for key in ("RANK_SIZE", "RANK_ID", "RANK_TABLE_FILE", "CM_CHIEF_IP", "CM_WORKER_SIZE", "POD_NAME"):
         monkeypatch.delenv(key, raising=False)
     table = tmp_path / "rank_table.json"
     table.write_text("{}")
@@ -264,3 +269,12 @@ def test_hccl_broadcast_after_restore_covers_step_slots_and_loss_scale(monkeypat
     assert len(values) >= 6  # step, w, loss_scale, Adam's m and v of w, beta powers
     for value in values:
         assert np.all(np.asarray(value) == 7), values
+
+
+def test_hccl_device_id_reads_ascend_device_id_first(monkeypatch, tmp_path, fake_npu_bridge):
+    """npu_attrs.cc GetEnvDeviceID (085a7b2e, lines 151-166): ASCEND_DEVICE_ID wins over DEVICE_ID."""
+    monkeypatch.setenv("ASCEND_DEVICE_ID", "3")
+    monkeypatch.setenv("DEVICE_ID", "5")
+    assert distribute.HcclEngine(1, 2).local_rank == 3
+    monkeypatch.delenv("ASCEND_DEVICE_ID")
+    assert distribute.HcclEngine(1, 2).local_rank == 5
