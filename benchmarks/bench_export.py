@@ -73,7 +73,7 @@ def child(args: argparse.Namespace) -> Dict[str, object]:
 def export(ckpt: str, model: str, fmt: str, out: str) -> dict:
     """``python -m pwcflow.export`` at 448x1024 batch 1 (kept if ``out`` has it); returns its JSON sidecar."""
     stem = "pwcnet_%s_1x%dx%d" % (model, H, W)
-    sidecar = os.path.join(out, stem + ".json" if fmt == "pb" else stem + "." + fmt + ".json")
+    sidecar = os.path.join(out, stem + "." + fmt + ".json")  # formats.sidecar: <file>.json
     if os.path.exists(sidecar):
         info = json.loads(open(sidecar).read())
         info["size_mib"] = os.path.getsize(info["path"]) / 2.0 ** 20
