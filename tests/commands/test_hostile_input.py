@@ -239,7 +239,7 @@ def test_doctor_corrupt_expected_npz_is_one_line_and_writes_nothing(damage, tmp_
 
 @pytest.mark.parametrize("argv", [["--data_url", "--train_url=/tmp/x"], ["--data_url"], ["--train_url"]])
 def test_modelarts_flag_without_value_names_it(argv, tmp_path):
-    line = refused(run_module("pwcflow.train", "model=sm-6-2", *argv, cwd=tmp_path), argv[0])
+    line = refused(run_module("pwcflow.train", *TINY, "train.iterations=1", *argv, cwd=tmp_path), argv[0])
     assert "no value" in line
     assert not (tmp_path / "outputs").exists()
 
