@@ -164,8 +164,9 @@ def verify(prefix: str) -> None:
 
 def latest_intact(ckpt_dir: str, strict: bool = False) -> Optional[str]:
     """The state file's current checkpoint if intact, else the newest intact one it lists (warning about
-    each damaged one); None when the dir has nothing intact. A damaged state file counts as none: the
-    checkpoints on disk are listed and verified instead, with a warning naming the file. ``strict``: when
+    each damaged one), else the newest intact one on disk it does not list; None when the dir has nothing
+    intact. A damaged state file counts as none: the checkpoints on disk are listed and verified instead,
+    with a warning naming the file. ``strict``: when
     there are checkpoints and none is intact, refuse (one line naming the newest) instead of returning None."""
     damaged_state = state_problem(ckpt_dir)
     if damaged_state is not None:
@@ -174,7 +175,8 @@ def latest_intact(ckpt_dir: str, strict: bool = False) -> Optional[str]:
     listed = read_state(ckpt_dir)
     named = os.path.basename(listed[-1]) if listed and damaged_state is None else None
     damaged = []
-    for prefix in newest_first(listed, named):
+    unlisted = [p for p in newest_first(on_disk(ckpt_dir)) if p not in listed]  # a state file naming too few
+    for prefix in newest_first(listed, named) + unlisted:
         why = problem(prefix)
         if why is None:
             return prefix

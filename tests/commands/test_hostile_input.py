@@ -96,6 +96,19 @@ def test_damaged_state_file_without_checkpoints_starts_fresh_and_says_so(tmp_pat
     assert (ckdir / "pwcnet.ckpt-1.index").exists()
 
 
+@pytest.mark.parametrize("state", ["names_a_deleted_one", "missing"])
+def test_state_file_naming_too_little_still_finds_intact_checkpoints(state, tmp_path):
+    from pwcflow.files import checkpoint
+
+    random_checkpoint(tmp_path, seed=1, step=2)
+    random_checkpoint(tmp_path, seed=1, step=4)
+    if state == "missing":  # a kill between the first save's files and its state file
+        (tmp_path / "checkpoint").unlink()
+    else:
+        (tmp_path / "checkpoint").write_text('model_checkpoint_path: "pwcnet.ckpt-9"\n')
+    assert checkpoint.latest_intact(str(tmp_path), strict=True) == str(tmp_path / "pwcnet.ckpt-4")
+
+
 # -- 2. every output location checked before the model is built ------------------------------------------
 
 
