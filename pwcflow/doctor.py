@@ -12,6 +12,7 @@ import platform
 import shutil
 import sys
 import tempfile
+import zipfile
 from typing import List, Optional, Tuple
 
 from pwcflow import __version__, cli
@@ -140,6 +141,8 @@ def _check_variant(variant: str, ref: str, tmp: str, tol: float, dev: DeviceConf
 def _expected(variant: str, ref: str, parity) -> dict:
     """The reference flows of ``variant``; a damaged ``expected.npz`` is one line naming it."""
     path = os.path.join(ref, variant, "expected.npz")
+    if os.path.isfile(path) and not zipfile.is_zipfile(path):  # before np.load: numpy 1.18 (TF 1.15's) prints
+        raise UserError("cannot read reference file %s: not an .npz (zip) file" % path)  # a traceback on these
     try:
         want = parity.expected(variant, ref)
     except UserError:
