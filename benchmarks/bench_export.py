@@ -74,7 +74,7 @@ def child(args: argparse.Namespace) -> Dict[str, object]:
 def export(ckpt: str, model: str, fmt: str, out: str, int8: bool = False) -> dict:
     """``python -m pwcflow.export`` at 448x1024 batch 1 (kept if ``out`` has it); returns its JSON sidecar."""
     stem = "pwcnet_%s_1x%dx%d" % (model, H, W) + ("_int8" if int8 else "")
-    sidecar = os.path.join(out, stem + ".json" if fmt == "pb" else stem + "." + fmt + ".json")
+    sidecar = os.path.join(out, stem + "." + fmt + ".json")  # formats.sidecar: <file>.json
     if os.path.exists(sidecar):
         info = json.loads(open(sidecar).read())
         info["size_mib"] = os.path.getsize(info["path"]) / 2.0 ** 20

@@ -26,6 +26,8 @@ IGNORED_FLAGS = ("num_gpus", "init_method", "rank", "world_size")
 HYDRA_FLAGS = ("help", "hydra-help", "version", "cfg", "resolve", "package", "run", "multirun", "shell-completion",
                "config-path", "config-name", "config-dir", "experimental-rerun", "info")
 CONFIG_KEY = re.compile(r"^[A-Za-z_][\w.]*$")
+NPU_EXTRA = "device.npu.extra."
+GROUP_OPTIONS = re.compile(r"Available options in '([^']+)':\n((?:\t[^\n]*\n?)+)")
 
 
 def modelarts_argv(argv: List[str]) -> List[str]:
@@ -37,25 +39,36 @@ def modelarts_argv(argv: List[str]) -> List[str]:
     a restarted container with the same argv resumes from it.
 
     ModelArts passes a job's hyperparameters as ``--name=value`` too; ``--device=npu`` becomes ``device=npu``.
+    A flag with no value (``--data_url`` last, or followed by another ``--flag``) is refused naming it, except
+    the ignored ones. ``device.npu.extra.KEY=V`` (a switch the schema does not know) becomes an addition
+    (``++``), since ``extra`` starts empty.
     """
     out, i = [argv[0]], 1
     while i < len(argv):
         arg = argv[i]
         if arg.startswith("--") and arg[2:].split("=", 1)[0] in tuple(MODELARTS_FLAGS) + IGNORED_FLAGS:
             key, _, value = arg[2:].partition("=")
-            if not _ and i + 1 < len(argv):
+            if not _ and i + 1 < len(argv) and not argv[i + 1].startswith("--"):
                 value, i = argv[i + 1], i + 1
-            if key == "train_url" and value and not is_remote(value):
+            if key in MODELARTS_FLAGS and not value:
+                raise UserError("bad setting --%s: no value given (use --%s=obs://bucket/path or a local path)"
+                                % (key, key))
+            if key == "train_url" and not is_remote(value):
                 out.append("hydra.run.dir=%s" % os.path.abspath(value))  # new style: the run dir itself
             elif key in MODELARTS_FLAGS:
                 out.append("++%s=%s" % (MODELARTS_FLAGS[key], value))
         elif arg.startswith("--") and "=" in arg and CONFIG_KEY.match(arg[2:].split("=", 1)[0]) \
                 and arg[2:].split("=", 1)[0] not in HYDRA_FLAGS:
-            out.append(arg[2:])
+            out.append(_extra_switch(arg[2:]))
         else:
-            out.append(arg)
+            out.append(_extra_switch(arg))
         i += 1
     return out
+
+
+def _extra_switch(arg: str) -> str:
+    """``device.npu.extra.KEY=V`` -> ``++device.npu.extra.KEY=V`` (a new key: Hydra refuses it without ``++``)."""
+    return "++" + arg if arg.startswith(NPU_EXTRA) and "=" in arg else arg
 
 
 def require(cfg: object, *keys: str) -> None:
@@ -156,6 +169,8 @@ def unexpected(exc: BaseException) -> str:
         from hydra.core.hydra_config import HydraConfig
 
         log_file = os.path.join(run_dir, "%s.log" % HydraConfig.get().job.name)
+        log_file = log_file if os.path.isfile(log_file) else None  # a command logging to stdout (doctor): no file
+    if log_file:
         try:
             with open(log_file, "a") as fh:
                 fh.write("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
@@ -183,13 +198,44 @@ def precheck(config_name: str, args: List[str]) -> None:
         with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
             compose(config_name, overrides=list(args), return_hydra_config=True)
     except Exception as exc:  # ConfigCompositionException, OverrideParseException, OmegaConf errors
-        lines, key, cur = [], None, exc
-        while cur is not None:
-            first = (str(cur).strip().splitlines() or [""])[0].rstrip(".")
-            lines += [first] if first not in lines and first not in ("", "None") else []
-            key = key or getattr(cur, "full_key", None)
-            cur = cur.__cause__ or cur.__context__
-        _fail(("bad setting %s: " % key if key else "bad override: ") + "; ".join(lines))
+        _fail(override_error(exc))
+
+
+def override_error(exc: BaseException) -> str:
+    """One line for a composition failure: the key, the first line of each chained reason, and for an
+    unknown config-group option the valid ones (Hydra lists them on lines of their own)."""
+    lines, key, cur, options = [], None, exc, ""
+    while cur is not None:
+        first = (str(cur).strip().splitlines() or [""])[0].rstrip(".")
+        lines += [first] if first not in lines and first not in ("", "None") else []
+        key = key or getattr(cur, "full_key", None)
+        found = GROUP_OPTIONS.search(str(cur))
+        if found and not options:
+            names = [n.strip() for n in found.group(2).splitlines() if n.strip()]
+            options = "; valid options for %s: %s" % (found.group(1), ", ".join(names))
+        cur = cur.__cause__ or cur.__context__
+    if key and key.startswith(NPU_EXTRA[:-len("extra.")]) and not key.startswith(NPU_EXTRA) \
+            and any("not in struct" in ln for ln in lines):
+        return ("bad setting %s: not a known NpuOptimizer switch (put others under device.npu.extra: %s%s=VALUE)"
+                % (key, NPU_EXTRA, key.rsplit(".", 1)[-1]))
+    return ("bad setting %s: " % key if key else "bad override: ") + "; ".join(lines) + options
+
+
+def _strings(node: object) -> List[str]:
+    if isinstance(node, dict):
+        return [s for v in node.values() for s in _strings(v)]
+    if isinstance(node, list):
+        return [s for v in node for s in _strings(v)]
+    return [node] if isinstance(node, str) else []
+
+
+def warn_local_obs(cfg: DictConfig) -> None:
+    """``storage=obs`` with no ``obs://`` path anywhere in the config: say that everything stays local."""
+    if OmegaConf.select(cfg, "storage.name") != "obs":
+        return
+    if not any(is_remote(v) for v in _strings(OmegaConf.to_container(cfg, resolve=False))):
+        print("warning: storage=obs but no obs:// path is set (dataset.root, ckpt, storage.output_url, --data_url, "
+              "--train_url): this run reads and writes local files only", file=sys.stderr, flush=True)
 
 
 def entry(config_name: str) -> Callable:
@@ -204,7 +250,9 @@ def entry(config_name: str) -> Callable:
         def guarded(cfg: DictConfig):
             remember(cfg)
             try:
-                return fn(commands.load(config_name, cfg))
+                typed = commands.load(config_name, cfg)
+                warn_local_obs(cfg)
+                return fn(typed)
             except (UserError, MissingMandatoryValue) as exc:
                 undo_stub()
                 _fail(str(exc))
@@ -218,7 +266,10 @@ def entry(config_name: str) -> Callable:
                 _fail(unexpected(exc))
 
         def main() -> None:
-            sys.argv = modelarts_argv(sys.argv)
+            try:
+                sys.argv = modelarts_argv(sys.argv)
+            except UserError as exc:
+                _fail(str(exc))
             register_experiments()
             precheck(config_name, sys.argv[1:])
             hydra.main(config_path=CONF_DIR, config_name=config_name, version_base="1.3")(guarded)()

@@ -15,6 +15,7 @@ import platform
 import shutil
 import sys
 import tempfile
+import zipfile
 from typing import List, Optional, Tuple
 
 from pwcflow import __version__, cli
@@ -171,7 +172,7 @@ def _check_variant(variant: str, ref: str, tmp: str, tol: float, dev: DeviceConf
     if variant not in parity.SPECS:
         return ["unknown variant %r in variants= (use sm and/or lg)" % variant]
     try:
-        want = parity.expected(variant, ref)
+        want = _expected(variant, ref, parity)
         prefix = parity.make_checkpoint(variant, os.path.join(tmp, variant))
         diffs = parity.flow_differences(parity.forward(variant, prefix, ref, backend.session_config(dev, None, False)),
                                         want)
@@ -185,6 +186,24 @@ def _check_variant(variant: str, ref: str, tmp: str, tol: float, dev: DeviceConf
     if ok:
         return []
     return ["%s-6-2 differs from tfoptflow by %.3g px at %s (tolerance %g px)" % (variant, diffs[worst], worst, tol)]
+
+
+def _expected(variant: str, ref: str, parity) -> dict:
+    """The reference flows of ``variant``; a damaged ``expected.npz`` is one line naming it."""
+    path = os.path.join(ref, variant, "expected.npz")
+    if os.path.isfile(path) and not zipfile.is_zipfile(path):  # before np.load: numpy 1.18 (TF 1.15's) prints
+        raise UserError("cannot read reference file %s: not an .npz (zip) file" % path)  # a traceback on these
+    try:
+        want = parity.expected(variant, ref)
+    except UserError:
+        raise
+    except Exception as exc:  # BadZipFile, ValueError (pickled / not an npz), OSError, EOFError, KeyError
+        raise UserError("cannot read reference file %s: %s: %s"
+                        % (path, type(exc).__name__, (str(exc).strip().splitlines() or [""])[0]))
+    missing = [k for k in ["final"] + ["pyr%d" % lvl for lvl in parity.LEVELS] if not hasattr(want.get(k), "shape")]
+    if missing:  # a member that is no .npy array comes back as raw bytes
+        raise UserError("reference file %s holds no %s flow array" % (path, missing[0]))
+    return want
 
 
 @cli.entry("doctor")

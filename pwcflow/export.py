@@ -184,6 +184,9 @@ def main(cfg: commands.ExportConfig) -> None:
         raise UserError("bad setting int8=true: int8 is for format=onnx (static QDQ; this is format=%s)" % fmt)
     if fmt == "tftrt":
         formats.check_tftrt()  # before the checkpoint is looked at: no TensorRT or GPU, nothing to do
+    if cfg.fp16 and fmt != "tflite":  # until fp16 weights exist for other formats: refused, not ignored
+        raise UserError("bad setting fp16=true: only format=tflite has fp16 weights; format=%s is float32 "
+                        "(drop fp16=true)" % fmt)
     spec = cfg.model
     shape = input_shape(cfg.batch, cfg.height, cfg.width, spec.multiple)
     backend.prepare(cfg.device)
@@ -193,8 +196,6 @@ def main(cfg: commands.ExportConfig) -> None:
     atomic.remove_stale(out_dir)
     stem = "pwcnet_%s_%s" % (spec.name, "x".join("N" if d is None else str(d) for d in shape[:1] + shape[2:4]))
     path = os.path.join(out_dir, stem + ("_int8" if cfg.int8 else "") + formats.SUFFIX[fmt])
-    if fmt == "savedmodel" and os.path.exists(path):
-        raise UserError("export directory already exists: %s (choose another out=)" % path)
     predictor = build_portable(spec, prefix, shape, backend.session_config(cfg.device, training=False))
     try:
         check = _write_checked(cfg, fmt, predictor, path, shape)
@@ -202,8 +203,7 @@ def main(cfg: commands.ExportConfig) -> None:
         predictor.close()
     info = _info(fmt, path, spec, prefix, shape, stem, cfg.soc_version)
     info.update(check)
-    sidecar = stem + ".json" if fmt in ("pb", "savedmodel") else os.path.basename(path) + ".json"
-    checkpoint.write_json_atomic(os.path.join(out_dir, sidecar), info)
+    checkpoint.write_json_atomic(formats.sidecar(path), info)
     log.info("wrote %s (input %s %s, output %s)", path, INPUT_NAME, shape, OUTPUT_NAME)
 
 

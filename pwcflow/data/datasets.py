@@ -190,7 +190,11 @@ def _flyingchairs(spec: DatasetSpec, split: str) -> List[Sample]:
     if len(marks) != len(samples) or not set(marks) <= {"1", "2"}:
         raise UserError("split file lists %d pairs (values 1/2) but %d pairs were found: %s"
                         % (len(marks), len(samples), path))
-    return _pick(samples, np.array([m == "2" for m in marks]), split)
+    picked = _pick(samples, np.array([m == "2" for m in marks], dtype=bool), split)
+    if not picked:  # named here: the split file decides which pairs a split has
+        raise EmptySplit("split %r of data set %s is empty: the split file %s marks no pair of %s for it"
+                         % (split, spec.name, path, data))
+    return picked
 
 
 def _flyingthings3d(spec: DatasetSpec, split: str) -> List[Sample]:

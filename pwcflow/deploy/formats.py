@@ -7,7 +7,8 @@
   TensorFlow built with TensorRT (``check_tftrt``). Unverified: it has not run on a GPU yet.
 
 ``write_checked`` writes into a temporary sibling, runs it with its own runtime on a generated pair,
-compares with the checkpoint's session output and renames it into place only within tolerance.
+compares with the checkpoint's session output and renames it into place only within tolerance (over an
+earlier export of the same name, a SavedModel folder included). ``sidecar(path)`` names its JSON.
 """
 
 import logging
@@ -30,6 +31,12 @@ SUFFIX = {"pb": ".pb", "savedmodel": "_savedmodel", "onnx": ".onnx", "tflite": "
 DEFAULT_OPSET = 13
 TOLERANCE = 1e-4  # px: float32 exports differ from the session by float rounding only
 FP16_TOLERANCE = 0.05  # px: float16 weights (tflite fp16=true)
+
+
+def sidecar(path: str) -> str:
+    """The JSON beside an export: ``<file>.json`` (``x.pb.json``, ``x_savedmodel.json``, ``x.onnx.json``, ...), so
+    the formats' records never share a name."""
+    return path + ".json"
 
 
 def write_onnx(graph_def: tf.GraphDef, path: str, opset: int = DEFAULT_OPSET) -> None:
@@ -159,8 +166,6 @@ def write_checked(fmt: str, write: Callable[[str], object], final: str, x: np.nd
     """
     folder = os.path.dirname(os.path.abspath(final))
     os.makedirs(folder, exist_ok=True)
-    if fmt == "savedmodel" and os.path.exists(final):
-        raise UserError("export directory already exists: %s (choose another out=)" % final)
     tmp_dir = atomic.temp_dir(folder)
     tmp = os.path.join(tmp_dir, os.path.basename(final))
     try:
@@ -186,7 +191,7 @@ def write_checked(fmt: str, write: Callable[[str], object], final: str, x: np.nd
         if not diff <= tolerance:
             raise UserError("format=%s export check failed: max difference %.3g px from the checkpoint's session "
                             "exceeds tolerance=%g; nothing written" % (fmt, diff, tolerance))
-        os.replace(tmp, final)
+        atomic.replace_path(tmp, final)  # the same export again replaces it (a SavedModel folder too)
         return record
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)

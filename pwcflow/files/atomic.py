@@ -17,15 +17,20 @@ API (small on purpose; other modules build on it):
   Every file writer above goes through it;
 * ``temp_sibling(path)`` (``.tmp-<pid>-<name>``), ``temp_dir(folder)`` (a new ``.tmp-<pid>-*`` folder) for
   writers that stage elsewhere (checkpoint saves, exports);
-* ``remove_stale(folder, owned=False)``, ``read_json(path)``.
+* ``replace_path(src, dst)``: rename a finished file or folder onto ``dst`` (an existing folder is swapped out);
+* ``remove_stale(folder, owned=False, tree=False)``, ``owner_pid(name)``, ``read_json(path)``.
+
+Files come out with the mode ``open()`` gives them (0666 less the umask), not ``mkstemp``'s 0600.
 """
 
 import contextlib
 import errno
+import itertools
 import json
 import os
 import shutil
 import tempfile
+import threading
 from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 
 from pwcflow.errors import UserError
@@ -33,7 +38,11 @@ from pwcflow.errors import UserError
 TMP_PREFIX = ".tmp-"
 
 __all__ = ["TMP_PREFIX", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_dir",
-           "atomic_file", "atomic_files", "remove_stale", "read_json", "temp_sibling", "temp_dir"]
+           "atomic_file", "atomic_files", "remove_stale", "owner_pid", "read_json", "temp_sibling", "temp_dir",
+           "replace_path"]
+
+_COUNTER = itertools.count()
+_COUNTER_LOCK = threading.Lock()
 
 
 def _folder(path: str) -> str:
@@ -47,10 +56,10 @@ def atomic_file(path: str, suffix: str = "") -> Iterator[str]:
     """Yield a new sibling temp file path (``.tmp-<pid>-*<suffix>``, unique across threads); rename it onto
     ``path`` on success.
 
-    On an exception the temp file is removed and ``path`` is left as it was.
+    On an exception the temp file is removed and ``path`` is left as it was. The temp is created like
+    ``open(..., "w")`` creates a file (mode 0666 less the umask), so the result has the usual mode.
     """
-    fd, tmp = tempfile.mkstemp(prefix=_pid_prefix(), suffix=suffix, dir=_folder(path))
-    os.close(fd)
+    tmp = _new_temp_file(_folder(path), suffix)
     try:
         yield tmp
         os.replace(tmp, path)
@@ -58,6 +67,19 @@ def atomic_file(path: str, suffix: str = "") -> Iterator[str]:
         if os.path.exists(tmp):
             with contextlib.suppress(OSError):
                 os.remove(tmp)
+
+
+def _new_temp_file(folder: str, suffix: str) -> str:
+    """Create an empty, new ``<folder>/.tmp-<pid>-<n><suffix>`` with the umask applied (``O_EXCL``, no race)."""
+    while True:
+        with _COUNTER_LOCK:
+            n = next(_COUNTER)
+        tmp = os.path.join(folder, "%s%d%s" % (_pid_prefix(), n, suffix))
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return tmp
+        except FileExistsError:  # left by an earlier process that had this pid
+            continue
 
 
 def atomic_write_bytes(path: str, data: bytes) -> None:
@@ -134,10 +156,7 @@ def atomic_dir(path: str, last: Optional[str] = None, replace: bool = False) -> 
         os.mkdir(stage)
         yield stage
         if os.path.isdir(path) and replace:
-            old = temp_sibling(path + "-old")
-            os.replace(path, old)
-            os.replace(stage, path)
-            _discard(old)
+            replace_path(stage, path)
         elif os.path.isdir(path):
             _merge(stage, path, last)
         else:
@@ -162,24 +181,45 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale(folder: str, owned: bool = False) -> List[str]:
+def owner_pid(name: str) -> Optional[int]:
+    """The writer's process id in a temp name ``.tmp-<pid>-...`` (None for any other name)."""
+    if not name.startswith(TMP_PREFIX):
+        return None
+    pid = name[len(TMP_PREFIX):].split("-", 1)[0]
+    return int(pid) if pid.isdigit() else None
+
+
+def remove_stale(folder: str, owned: bool = False, tree: bool = False) -> List[str]:
     """Delete the temps (``.tmp-*``) in ``folder`` that no running writer will finish; return their paths.
 
     A temp is stale when the process its ``.tmp-<pid>-`` tag names is gone. ``owned=True`` is for folders
-    only this run writes (found at its start): there every temp is stale, whatever its tag.
+    only this run writes (found at its start): there every temp is stale, whatever its tag. ``tree=True``
+    looks in the subfolders too (a command's output tree: ``backward/``, ``viz/``, per-scene folders).
     """
     removed: List[str] = []
     if not os.path.isdir(folder):
         return removed
-    for name in os.listdir(folder):
-        if not name.startswith(TMP_PREFIX):
-            continue
-        pid = name[len(TMP_PREFIX):].split("-", 1)[0]
-        if owned or (pid.isdigit() and not _pid_alive(int(pid))):
-            path = os.path.join(folder, name)
-            _discard(path)
-            removed.append(path)
+    for dirpath, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            pid = owner_pid(name)
+            if name.startswith(TMP_PREFIX) and (owned or (pid is not None and not _pid_alive(pid))):
+                path = os.path.join(dirpath, name)
+                _discard(path)
+                removed.append(path)
+        dirs[:] = [d for d in dirs if tree and not d.startswith(TMP_PREFIX)]  # os.walk follows no links
     return removed
+
+
+def replace_path(src: str, dst: str) -> None:
+    """Rename the finished file or folder ``src`` onto ``dst``; an existing folder ``dst`` is moved aside
+    under a temp name first and deleted after (a rerun's cleaner removes it if this process dies between)."""
+    if os.path.isdir(dst) and not os.path.islink(dst):
+        old = temp_sibling(dst + "-old")
+        os.replace(dst, old)
+        os.replace(src, dst)
+        _discard(old)
+    else:
+        os.replace(src, dst)
 
 
 def _pid_prefix() -> str:

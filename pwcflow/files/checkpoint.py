@@ -16,10 +16,11 @@ import shutil
 from typing import Dict, Iterable, List, Optional
 
 from pwcflow.errors import UserError
-from pwcflow.files.atomic import atomic_write_json, atomic_write_text, read_json, remove_stale, temp_dir
+from pwcflow.files.atomic import TMP_PREFIX, atomic_write_json, atomic_write_text, read_json, remove_stale, temp_dir
 from pwcflow.tf1 import tf
 
 __all__ = ["BEST_FILE", "STATE_FILE", "NAME", "RESOLVE_ORDER", "resolve", "step_of", "write_state", "read_state",
+           "state_problem", "on_disk",
            "named_in_state", "complete_files", "newest_first", "verify", "problem", "latest_intact",
            "stored_shapes", "model_variables", "check_compatible", "restore", "save_atomic", "discard_after",
            "remove_stale", "write_text_atomic", "write_json_atomic", "read_json", "is_checkpoint_file"]
@@ -59,8 +60,39 @@ def write_state(ckpt_dir: str, prefixes: List[str]) -> None:
     atomic_write_text(os.path.join(ckpt_dir, STATE_FILE), "\n".join(lines) + "\n")
 
 
+def state_problem(ckpt_dir: str) -> Optional[str]:
+    """Why ``ckpt_dir``'s ``checkpoint`` state file cannot be used (empty, not text, names nothing, missing
+    beside checkpoints), or None (fine, or no state file and no checkpoint)."""
+    path = os.path.join(ckpt_dir, STATE_FILE)
+    if not os.path.isfile(path):  # a kill before the first state file: the checkpoints still count
+        return "missing" if on_disk(ckpt_dir) else None
+    if os.path.getsize(path) == 0:
+        return "empty"
+    try:
+        state = tf.train.get_checkpoint_state(ckpt_dir)
+    except Exception as exc:  # UnicodeDecodeError, ValueError ("Invalid checkpoint state"), OSError
+        return "unreadable: %s" % (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if not state or not state.model_checkpoint_path:
+        return "names no checkpoint"
+    return None
+
+
+def on_disk(ckpt_dir: str) -> List[str]:
+    """Absolute prefixes of the checkpoints whose ``.index`` lies in ``ckpt_dir``, oldest (lowest step) first."""
+    names = os.listdir(ckpt_dir) if os.path.isdir(ckpt_dir) else []
+    prefixes = [os.path.join(ckpt_dir, n[:-len(".index")]) for n in names if n.endswith(".index")
+                and n.startswith(NAME) and not n.startswith(TMP_PREFIX)]
+    return sorted(prefixes, key=lambda p: (step_of(p), p))
+
+
 def read_state(ckpt_dir: str) -> List[str]:
-    """Absolute prefixes listed in ``ckpt_dir``'s state file, oldest first, the current one last ([] if none)."""
+    """Absolute prefixes listed in ``ckpt_dir``'s state file, oldest first, the current one last ([] if none).
+
+    A damaged state file (``state_problem``) lists nothing: then the checkpoints on disk are listed instead
+    (``on_disk``), so that a rerun neither crashes on it nor starts over beside intact checkpoints.
+    """
+    if state_problem(ckpt_dir) is not None:
+        return on_disk(ckpt_dir)
     state = tf.train.get_checkpoint_state(ckpt_dir) if os.path.isdir(ckpt_dir) else None
     if not state or not state.model_checkpoint_path:
         return []
@@ -132,12 +164,19 @@ def verify(prefix: str) -> None:
 
 def latest_intact(ckpt_dir: str, strict: bool = False) -> Optional[str]:
     """The state file's current checkpoint if intact, else the newest intact one it lists (warning about
-    each damaged one); None when the dir has no state file or nothing intact. ``strict``: when it lists
-    checkpoints and none is intact, refuse (one line naming the newest) instead of returning None."""
+    each damaged one), else the newest intact one on disk it does not list; None when the dir has nothing
+    intact. A damaged state file counts as none: the checkpoints on disk are listed and verified instead,
+    with a warning naming the file. ``strict``: when
+    there are checkpoints and none is intact, refuse (one line naming the newest) instead of returning None."""
+    damaged_state = state_problem(ckpt_dir)
+    if damaged_state is not None:
+        log.warning("checkpoint state file %s cannot be used (%s): looking for intact checkpoints in %s instead",
+                    os.path.join(ckpt_dir, STATE_FILE), damaged_state, ckpt_dir)
     listed = read_state(ckpt_dir)
-    named = os.path.basename(listed[-1]) if listed else None
+    named = os.path.basename(listed[-1]) if listed and damaged_state is None else None
     damaged = []
-    for prefix in newest_first(listed, named):
+    unlisted = [p for p in newest_first(on_disk(ckpt_dir)) if p not in listed]  # a state file naming too few
+    for prefix in newest_first(listed, named) + unlisted:
         why = problem(prefix)
         if why is None:
             return prefix
@@ -146,6 +185,8 @@ def latest_intact(ckpt_dir: str, strict: bool = False) -> Optional[str]:
     if strict and damaged:
         raise UserError("no intact checkpoint to resume from in %s: %s is damaged (%s); rerun with another "
                         "run_name to start afresh" % ((ckpt_dir,) + damaged[0]))
+    if damaged_state is not None:
+        log.warning("no checkpoint in %s: starting afresh from step 0", ckpt_dir)
     return None
 
 
@@ -158,10 +199,10 @@ def resolve(path: str) -> str:
     if os.path.isdir(path):
         for sub in RESOLVE_ORDER:
             folder = os.path.join(path, sub) if sub else path
-            if os.path.isfile(os.path.join(folder, "checkpoint")):
-                prefix = tf.train.latest_checkpoint(folder)
-                if prefix and os.path.exists(prefix + ".index"):
-                    return prefix
+            if os.path.isfile(os.path.join(folder, STATE_FILE)):
+                listed = read_state(folder)  # a damaged state file: the newest checkpoint on disk
+                if listed and os.path.exists(listed[-1] + ".index"):
+                    return listed[-1]
         raise UserError("no checkpoint found in directory %s (expected a 'checkpoint' file)" % path)
     if os.path.exists(path + ".index"):
         return path
@@ -260,7 +301,8 @@ def discard_after(ckpt_dir: str, step: int) -> Optional[str]:
     keep = [p for p in prefixes if step_of(p) <= step]
     _delete(ckpt_dir, [p for p in prefixes if p not in keep])
     if not keep:
-        os.remove(os.path.join(ckpt_dir, STATE_FILE))
+        if os.path.exists(os.path.join(ckpt_dir, STATE_FILE)):
+            os.remove(os.path.join(ckpt_dir, STATE_FILE))
         return None
     write_state(ckpt_dir, keep)
     return keep[-1]

@@ -2,7 +2,9 @@
 
 - ``preflight_file`` / ``preflight_dir``: the place is writable (a real probe, so read-only mounts and
   full disks show up even for root), a folder is not where a file is needed and vice versa, the
-  extension is one the writer knows, and there is room for what is known to be needed.
+  extension is one the writer knows, and there is room for what is known to be needed. Both also remove
+  what a killed earlier run left there (``atomic.remove_stale``: temps of writers that are gone; a folder's
+  whole tree, a file's folder only). The probe itself is a temp of the one scheme (``.tmp-<pid>-probe``).
 
 Writing itself (whole or not at all) is ``pwcflow.files.atomic``'s job.
 """
@@ -12,7 +14,7 @@ import os
 from typing import Optional, Sequence
 
 from pwcflow.errors import UserError
-from pwcflow.files.atomic import TMP_PREFIX as TMP
+from pwcflow.files import atomic
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".ppm", ".bmp")
 
@@ -43,7 +45,7 @@ def free_bytes(path: str) -> Optional[int]:
 
 def _probe(folder: str, key: str, need: int, target: str) -> None:
     """Create, fill and delete a temp file in ``folder``: fails on read-only mounts and full disks."""
-    tmp = os.path.join(folder, "%sprobe-%d" % (TMP, os.getpid()))
+    tmp = atomic.temp_sibling(os.path.join(folder, "probe"))
     try:
         with open(tmp, "wb") as fh:
             fh.write(b"\0" * 4096)
@@ -75,6 +77,7 @@ def preflight_file(path: str, key: str, exts: Sequence[str] = (), need: int = 0)
     if exts and os.path.splitext(path)[1].lower() not in exts:
         raise UserError("bad setting %s=%s: the file name must end with %s" % (key, path, " or ".join(exts)))
     _check_parent(path, key, need)
+    atomic.remove_stale(os.path.dirname(path))
     return path
 
 
@@ -85,6 +88,7 @@ def preflight_dir(path: str, key: str, need: int = 0) -> str:
         raise UserError("bad setting %s=%s: is a file, a folder is needed" % (key, path))
     if os.path.isdir(path):
         _probe(path, key, need, path)
+        atomic.remove_stale(path, tree=True)
     else:
         _check_parent(path, key, need)
     return path

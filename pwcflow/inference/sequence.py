@@ -29,7 +29,7 @@ from pwcflow.config import commands
 from pwcflow.data import flowio, viz
 from pwcflow.device import backend
 from pwcflow.errors import UserError
-from pwcflow.files import atomic, checkpoint
+from pwcflow.files import atomic, checkpoint, preflight
 from pwcflow.inference import consistency, frames
 from pwcflow.inference.frames import Pair
 from pwcflow.inference.predictor import FlowPredictor, to_input
@@ -230,10 +230,23 @@ def options_from_config(cfg: commands.PredictConfig, video_in: Optional[str]) ->
                    progress=cfg.progress)
 
 
+def preflight_outputs(opts: Options, pairs: List[Pair], reader: frames.FrameReader) -> None:
+    """Before the model is built: ``out`` (and ``video``) writable, with room for the flows still to write
+    (sized from the first frame); a dead run's partial temps anywhere under ``out`` are removed."""
+    todo = sum(not all(os.path.isfile(f) for f in outputs(opts, p.stem)) for p in pairs)
+    h, w = reader.read(pairs[0].first).shape[:2] if pairs and todo else (0, 0)
+    per_pair = (h * w * 8 + 12) * (2 if opts.bidirectional else 1) + (h * w * 3 if opts.viz else 0)
+    opts.out = preflight.preflight_dir(opts.out, "out", need=todo * per_pair)
+    if opts.video and not opts.video.startswith(opts.out + os.sep):
+        opts.video = preflight.preflight_file(opts.video, "video", exts=(".mp4",))
+
+
 def run(cfg: commands.PredictConfig) -> None:
     """The sequence form of ``pwcflow.predict`` (``input=`` set)."""
     pairs, video_in = frames.discover(cfg.input)
     opts = options_from_config(cfg, video_in)
+    reader = frames.FrameReader(video_in)
+    preflight_outputs(opts, pairs, reader)
     for folder in [opts.out] + [os.path.join(opts.out, sub) for sub in ("viz", "backward", "occlusion", "confidence")]:
         atomic.remove_stale(folder)  # what a killed earlier run was writing
     if opts.video:
@@ -243,9 +256,16 @@ def run(cfg: commands.PredictConfig) -> None:
     prefix = checkpoint.resolve(cache.localize(cfg.ckpt, cfg.storage, "checkpoint"))
     predictor = FlowPredictor(spec, prefix, backend.session_config(cfg.device, training=False))
     try:
-        predicted, skipped = predict_pairs(predictor, pairs, frames.FrameReader(video_in), opts)
+        _write_all(predictor, pairs, reader, opts)
+    except OSError as exc:  # the disk filled up or went away mid-sequence: finished pairs stay
+        raise preflight.os_error(exc, exc.filename or opts.out)
     finally:
         predictor.close()
+
+
+def _write_all(predictor: FlowPredictor, pairs: List[Pair], reader: frames.FrameReader, opts: Options) -> None:
+    """Every missing pair, then the pictures and the video."""
+    predicted, skipped = predict_pairs(predictor, pairs, reader, opts)
     log.info("%d pairs: %d predicted, %d already done -> %s", len(pairs), predicted, skipped, opts.out)
     if opts.viz:
         scale, pictures = write_pictures(opts, [p.stem for p in pairs])

@@ -36,6 +36,8 @@ class CheckpointPolicy:
             latest = self.sync.pull_latest_checkpoint(self.ckpt_dir)
             if latest:
                 self.sync.pull(["metrics.json"])
+        if latest is None and self.is_chief:
+            log.info("no checkpoint in %s: training starts at step 0", self.ckpt_dir)
         if latest and not self.resume:
             raise UserError("run dir %s already has checkpoints: rerun with resume=true or pick another run_name"
                             % self.run_dir)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from conftest import error_line, run_module, session_flow
 
+from pwcflow.deploy.formats import SUFFIX
 from pwcflow.export import INPUT_NAME, OUTPUT_NAME, input_shape
 from pwcflow.files import checkpoint
 from pwcflow.inference.predictor import FlowPredictor
@@ -45,7 +46,7 @@ def _export(tmp_path, ckpt, fmt):
     proc = run_module("pwcflow.export", "ckpt=%s" % ckpt, "model=sm-6-2", "format=%s" % fmt, "batch=1",
                       "height=%d" % H, "width=%d" % W, "out=%s" % out, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    info = json.loads((out / ("pwcnet_sm-6-2_1x%dx%d.json" % (H, W))).read_text())
+    info = json.loads((out / ("pwcnet_sm-6-2_1x%dx%d%s.json" % (H, W, SUFFIX[fmt]))).read_text())
     assert info["input"] == INPUT_NAME and info["output"] == OUTPUT_NAME
     assert info["input_shape"] == [1, 2, H, W, 3]
     return info

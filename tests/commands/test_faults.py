@@ -432,12 +432,9 @@ def test_rerun_after_a_completed_run(command, ckpt, tmp_path):
     names = sorted(os.listdir(str(out)))
     stamps = {n: (out / n).stat().st_mtime_ns for n in names}
     proc = export(tmp_path, ckpt, "format=" + fmt, "out=%s" % out)
-    if fmt == "savedmodel":  # a second SavedModel export into the same place is refused, the first one is kept
-        refused(proc, "already exists")
-        assert {n: (out / n).stat().st_mtime_ns for n in names} == stamps
-    else:  # a pb is replaced whole
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        assert all((out / n).stat().st_mtime_ns != stamps[n] for n in names)
+    # every format (the SavedModel folder too, #27) is replaced whole
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert all((out / n).stat().st_mtime_ns != stamps[n] for n in names)
     assert sorted(os.listdir(str(out))) == names and not temps(tmp_path)
 
 
