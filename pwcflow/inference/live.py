@@ -53,10 +53,11 @@ def window_available() -> bool:
 
 
 class FpsMeter:
-    """Frames per second over the last second or so; ``due()`` once a second for printed reports."""
+    """Frames per second over the last second or so; ``due()`` at the first flow, then once a second, for printed
+    reports (a user sees at once that flows come)."""
 
     def __init__(self) -> None:
-        self.times, self.last_report = [], time.time()
+        self.times, self.last_report = [], 0.0
 
     def tick(self) -> float:
         now = time.time()

@@ -393,8 +393,7 @@ def test_export_kill9_then_rerun(fmt, suffix, ckpt, tmp_path):
     assert not (out / (stem + suffix)).exists() and not list(out.glob("*.json"))
     proc = export(tmp_path, ckpt, "format=" + fmt, "out=%s" % out)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert sorted(os.listdir(str(out))) == sorted([stem + suffix, stem + (".json" if fmt in ("pb", "savedmodel")
-                                                                         else suffix + ".json")])
+    assert sorted(os.listdir(str(out))) == sorted([stem + suffix, stem + suffix + ".json"])  # <file>.json (#27)
     assert not temps(tmp_path)
 
 

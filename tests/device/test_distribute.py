@@ -58,7 +58,7 @@ def train(workers: List[str], rank: int, seed: int, mixed: bool = False) -> Dict
             step = tf.train.get_or_create_global_step()
             opt = backend.wrap_optimizer(tf.train.MomentumOptimizer(LR, 0.9), dev, distributed=engine.size > 1)
             train_op, loss = engine.build_train_op(loss_fn, opt, step)
-            init = tf.global_variables_initializer()
+            init = tf.group(tf.global_variables_initializer(), tf.local_variables_initializer())  # + the step counter
         weights = [v for v in tf.global_variables() if v.name.split(":")[0] in ("conv", "dense")]
         with tf.Session(engine.target, config=backend.session_config(dev, engine)) as sess:
             sess.run(init)
