@@ -40,8 +40,11 @@ def _python37() -> str:
 
 
 def _pip(*args: str) -> subprocess.CompletedProcess:
+    """pip of the image's environment, run as the platform does: not from the checkout (``-m`` would put the
+    working folder, and a build's ``pwcflow.egg-info`` there, on pip's path) and without our PYTHONPATH."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     return subprocess.run([str(VENV / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", *args],
-                          capture_output=True, text=True, timeout=1200)
+                          capture_output=True, text=True, timeout=1200, cwd=str(VENV), env=env)
 
 
 def _versions(freeze: str) -> dict:
