@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import ROOT, error_line, run_module
+from support.faults import fill, mount_tmpfs, temps
 
 from pwcflow.data import flowio
 from pwcflow.errors import UserError
@@ -31,50 +32,19 @@ TINY_EVAL = ["model=sm-6-2", "dataset=synthetic", "dataset.val_size=2", "dataset
              "sheet_pairs=1", "workers=1"]
 
 
-def temps(folder) -> list:
-    """Temp leftovers (``.tmp*``, ``*.tmp``) anywhere under ``folder``."""
-    found = []
-    for dirpath, dirs, files in os.walk(str(folder)):
-        found += [os.path.join(dirpath, n) for n in dirs + files if n.startswith(".tmp") or n.endswith(".tmp")]
-    return found
-
-
-def _mount(target: Path, opts: str) -> Path:
-    target.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(target)], capture_output=True, text=True)
-    if proc.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (%s): %s" % (opts, proc.stderr.strip() or "not root"))
-    return target
-
-
 @pytest.fixture
 def ro_dir(tmp_path):
     """A real read-only file system (root ignores chmod, not a ro mount)."""
-    d = _mount(tmp_path / "ro", "ro,size=1m")
+    d = mount_tmpfs(tmp_path / "ro", "ro,size=1m")
     yield d
     subprocess.run(["umount", str(d)])
-
-
-def _fill(d: Path, leave: int) -> None:
-    """Fill the tmpfs ``d`` up to ``leave`` free bytes."""
-    with open(str(d / "filler"), "wb") as fh:
-        try:
-            while True:
-                st = os.statvfs(str(d))
-                free = st.f_bavail * st.f_frsize
-                if free <= leave:
-                    break
-                fh.write(b"\0" * min(4096, free - leave))
-                fh.flush()
-        except OSError:
-            pass
 
 
 @pytest.fixture
 def full_dir(tmp_path):
     """A tiny tmpfs (64 KiB) filled to the brim."""
-    d = _mount(tmp_path / "full", "size=64k")
-    _fill(d, 0)
+    d = mount_tmpfs(tmp_path / "full", "size=64k")
+    fill(d, 0)
     yield d
     subprocess.run(["umount", str(d)])
 
@@ -82,8 +52,8 @@ def full_dir(tmp_path):
 @pytest.fixture
 def nearly_full_dir(tmp_path):
     """A 64 KiB tmpfs with about 8 KiB left: small files fit, pictures do not."""
-    d = _mount(tmp_path / "nfull", "size=64k")
-    _fill(d, 8192)
+    d = mount_tmpfs(tmp_path / "nfull", "size=64k")
+    fill(d, 8192)
     yield d
     subprocess.run(["umount", str(d)])
 
