@@ -40,7 +40,7 @@ from pwcflow.evaluation import report, submission
 from pwcflow.evaluation.metrics import FlowMetrics
 from pwcflow.files import atomic, checkpoint, preflight, tensorboard
 from pwcflow.files.checkpoint import step_of  # noqa: F401 (re-exported: the one owner is checkpoint)
-from pwcflow.inference import scale
+from pwcflow.inference import prefetch, scale
 from pwcflow.inference.predictor import FlowPredictor
 from pwcflow.storage import cache
 
@@ -64,6 +64,7 @@ class Options:
     flow_format: str = "flo"  # "flo" (<name>.flo) or "kitti" (<name>.png, KITTI 16-bit)
     occlusions: Optional[Callable[[str], Optional[np.ndarray]]] = None  # name -> occluded mask (Sintel)
     max_side: Optional[int] = None  # also predict at a reduced size: Outcome.reduced, beside the full-size metrics
+    overlap: bool = True  # metrics, files and pictures on a writer thread beside the forward (False: inline)
 
 
 @dataclass
@@ -102,13 +103,8 @@ def evaluate(predictor: FlowPredictor, samples: Sequence[Sample], opts: Options,
     out = Outcome(FlowMetrics(), report.ContactSheet(), reduced=FlowMetrics() if opts.max_side else None)
     bar = tqdm(total=len(samples), unit="pair", disable=not opts.progress, dynamic_ncols=True)
     start = time.time()
-    for names, x, y, valid in pipeline.eval_batches(samples, opts.batch, opts.workers):
-        if y is None and needs_gt:
-            raise UserError("ground truth missing for pair %s: %s" % (names[0], by_name[names[0]].where))
-        flows = predictor.predict_batch(x)
-        small = scale.predict_reduced(predictor.predict_batch, x, opts.max_side) if opts.max_side else None
-        if not out.first_batch_seconds:
-            out.first_batch_seconds = time.time() - start
+
+    def finish(names, x, y, valid, flows, small) -> None:  # metrics, files and pictures: on the writer thread
         for i, name in enumerate(names):
             gt = None if y is None else y[i]
             vi = None if valid is None else valid[i]
@@ -134,6 +130,16 @@ def evaluate(predictor: FlowPredictor, samples: Sequence[Sample], opts: Options,
         bar.update(len(names))
         if out.metrics.total.n:
             bar.set_postfix(epe="%.3f" % out.metrics.total.mean())
+
+    with prefetch.Writer(prefetch.DEPTH if opts.overlap else 0) as writer:  # decoding: eval_batches' workers
+        for names, x, y, valid in pipeline.eval_batches(samples, opts.batch, opts.workers):
+            if y is None and needs_gt:
+                raise UserError("ground truth missing for pair %s: %s" % (names[0], by_name[names[0]].where))
+            flows = predictor.predict_batch(x)
+            small = scale.predict_reduced(predictor.predict_batch, x, opts.max_side) if opts.max_side else None
+            if not out.first_batch_seconds:
+                out.first_batch_seconds = time.time() - start
+            writer.submit(finish, names, x, y, valid, flows, small)
     bar.close()
     out.seconds = time.time() - start
     return out

@@ -14,12 +14,13 @@ A rerun skips the pairs whose outputs all exist (resume after a crash). An unrea
 with one ``error:`` line naming it; what was finished stays.
 """
 
+import contextlib
 import json
 import logging
 import os
 import sys
 from dataclasses import dataclass
-from typing import Callable, Iterable, List, Optional, Tuple
+from typing import Iterable, Iterator, List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -30,7 +31,7 @@ from pwcflow.data import flowio, viz
 from pwcflow.device import backend
 from pwcflow.errors import UserError
 from pwcflow.files import atomic, checkpoint, preflight
-from pwcflow.inference import consistency, frames
+from pwcflow.inference import consistency, frames, prefetch
 from pwcflow.inference.frames import Pair
 from pwcflow.inference.predictor import FlowPredictor, to_input
 from pwcflow.storage import cache
@@ -55,6 +56,7 @@ class Options:
     video: Optional[str] = None  # MP4 path
     fps: float = 10.0
     progress: bool = True
+    overlap: bool = True  # decode and write on threads beside the forward (False: all in this thread)
 
 
 def flow_path(opts: Options, stem: str, sub: str = "") -> str:
@@ -112,42 +114,55 @@ class Progress:
             self.bar.close()
 
 
-def _batches(pairs: Iterable[Pair], reader: frames.FrameReader, size: int,
-             flush: Callable[[List[Tuple[Pair, np.ndarray, np.ndarray]]], None]) -> None:
-    """Group consecutive same-sized pairs by ``size`` and hand each group to ``flush``; on an unreadable
-    frame, flush what was read first so that finished pairs are kept, then re-raise."""
+def _groups(pairs: Iterable[Pair], reader: frames.FrameReader, size: int,
+            bidirectional: bool) -> Iterator[Tuple[List[Pair], np.ndarray]]:
+    """Consecutive same-sized pairs in groups of up to ``size``, each with its network input (the backward
+    pairs after the forward ones with ``bidirectional``); on an unreadable frame the group read so far comes
+    first, so that its pairs are finished, then the error."""
     group = []  # type: List[Tuple[Pair, np.ndarray, np.ndarray]]
-    try:
-        for p in pairs:
+    for p in pairs:
+        try:
             a, b = reader.pair(p)
-            if group and (len(group) == size or group[0][1].shape != a.shape):
-                full, group = group, []
-                flush(full)
-            group.append((p, a, b))
-    finally:
-        if group:
-            flush(group)
+        except Exception:
+            if group:
+                yield _input(group, bidirectional)
+            raise
+        if group and (len(group) == size or group[0][1].shape != a.shape):
+            yield _input(group, bidirectional)
+            group = []
+        group.append((p, a, b))
+    if group:
+        yield _input(group, bidirectional)
+
+
+def _input(group: List[Tuple[Pair, np.ndarray, np.ndarray]], bidirectional: bool) -> Tuple[List[Pair], np.ndarray]:
+    x = [to_input(a, b) for _, a, b in group] + ([to_input(b, a) for _, a, b in group] if bidirectional else [])
+    return [p for p, _, _ in group], np.stack(x)
 
 
 def predict_pairs(predictor: FlowPredictor, pairs: List[Pair], reader: frames.FrameReader,
                   opts: Options) -> Tuple[int, int]:
-    """Predict and write every pair whose outputs are missing; returns (pairs predicted, pairs skipped)."""
+    """Predict and write every pair whose outputs are missing; returns (pairs predicted, pairs skipped).
+
+    With ``opts.overlap`` the frames are decoded on a reader thread and the outputs written on a writer thread
+    (``pwcflow.inference.prefetch``), both bounded, while the forward runs; the same calls in the same order."""
     todo = [p for p in pairs if not all(os.path.isfile(f) for f in outputs(opts, p.stem))]
     progress = Progress(len(pairs), len(pairs) - len(todo), opts.progress)
     done = [0]
 
-    def flush(group: List[Tuple[Pair, np.ndarray, np.ndarray]]) -> None:
-        x = [to_input(a, b) for _, a, b in group]
-        if opts.bidirectional:
-            x += [to_input(b, a) for _, a, b in group]
-        flows = predictor.predict_batch(np.stack(x))
-        for i, (p, _, _) in enumerate(group):
+    def finish(group: List[Pair], flows: np.ndarray) -> None:
+        for i, p in enumerate(group):
             _write_pair(opts, p.stem, flows[i], flows[len(group) + i] if opts.bidirectional else None)
         done[0] += len(group)
         progress.update(len(group))
 
+    depth = prefetch.DEPTH if opts.overlap else 0
     try:
-        _batches(todo, reader, opts.batch, flush)
+        with prefetch.Writer(depth) as writer, \
+                contextlib.closing(prefetch.prefetch(_groups(todo, reader, opts.batch, opts.bidirectional),
+                                                     depth)) as groups:
+            for group, x in groups:
+                writer.submit(finish, group, predictor.predict_batch(x))
     finally:
         progress.close()
     return done[0], len(pairs) - len(todo)
