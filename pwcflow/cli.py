@@ -6,7 +6,7 @@ import re
 import shutil
 import sys
 import traceback
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, TypeVar
 
 import hydra
 from hydra.experimental.callback import Callback
@@ -18,6 +18,8 @@ from pwcflow.config.compose import CONF_DIR, register_experiments
 from pwcflow.errors import UserError
 from pwcflow.files import atomic, preflight
 from pwcflow.storage.obs import is_remote
+
+T = TypeVar("T")
 
 # ModelArts appends ``--data_url=obs://...`` style flags, which Hydra rejects; map them to keys.
 MODELARTS_FLAGS: Dict[str, str] = {"data_url": "dataset.root", "train_url": "storage.output_url"}
@@ -108,7 +110,10 @@ def _fail(msg: str) -> None:
     sys.exit(1)
 
 
-def _run_dir() -> Optional[str]:
+def run_dir(out: Optional[str] = None) -> Optional[str]:
+    """Where a command writes: ``out`` when given (absolute), else Hydra's run dir (None outside a Hydra run)."""
+    if out:
+        return os.path.abspath(str(out))
     from hydra.core.hydra_config import HydraConfig
 
     return HydraConfig.get().runtime.output_dir if HydraConfig.initialized() else None
@@ -117,11 +122,11 @@ def _run_dir() -> Optional[str]:
 def undo_stub() -> None:
     """After a refusal: delete the run dir Hydra created for this command if it holds only .hydra/ and logs,
     and a log file it created in an existing run dir."""
-    run_dir = _run_dir()
+    here = run_dir()
     for path, existed in RunGuard.before.items():
         if existed or not os.path.exists(path):
             continue
-        if path != run_dir:
+        if path != here:
             os.remove(path)
         elif all(n == ".hydra" or n.endswith(".log") for n in os.listdir(path)):
             shutil.rmtree(path, ignore_errors=True)
@@ -164,11 +169,11 @@ def _yaml(path: str, node) -> None:
 def unexpected(exc: BaseException) -> str:
     """One line for a bug or an environment failure, pointing at where the full traceback went."""
     log_file = None
-    run_dir = _run_dir()
-    if run_dir and os.path.isdir(run_dir):
+    here = run_dir()
+    if here and os.path.isdir(here):
         from hydra.core.hydra_config import HydraConfig
 
-        log_file = os.path.join(run_dir, "%s.log" % HydraConfig.get().job.name)
+        log_file = os.path.join(here, "%s.log" % HydraConfig.get().job.name)
         log_file = log_file if os.path.isfile(log_file) else None  # a command logging to stdout (doctor): no file
     if log_file:
         try:
@@ -238,6 +243,26 @@ def warn_local_obs(cfg: DictConfig) -> None:
               "--train_url): this run reads and writes local files only", file=sys.stderr, flush=True)
 
 
+def guard(call: Callable[[], T], undo: Callable[[], None] = lambda: None) -> T:
+    """Every command's error guard: ``call()``; a refusal (``UserError``, a missing or mistyped setting) becomes
+    one ``error:`` line after ``undo()`` (which removes what the command created), anything else one
+    ``error: unexpected ...`` line with the traceback in the log (``HYDRA_FULL_ERROR=1`` raises it); exit 1."""
+    try:
+        return call()
+    except (UserError, MissingMandatoryValue) as exc:
+        undo()
+        _fail(str(exc))
+    except OmegaConfBaseException as exc:
+        undo()
+        key = getattr(exc, "full_key", None) or "?"
+        _fail("bad setting %s: %s" % (key, str(exc).strip().splitlines()[0]))
+    except Exception as exc:  # a bug or the environment: one line, the traceback goes to the log
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        _fail(unexpected(exc))
+    raise AssertionError("unreachable: _fail exits")
+
+
 def entry(config_name: str) -> Callable:
     """Decorate ``fn(cfg)`` into a ``python -m pwcflow.<cmd>`` main with Hydra and clean errors.
 
@@ -249,21 +274,13 @@ def entry(config_name: str) -> Callable:
         @functools.wraps(fn)
         def guarded(cfg: DictConfig):
             remember(cfg)
-            try:
+
+            def call():
                 typed = commands.load(config_name, cfg)
                 warn_local_obs(cfg)
                 return fn(typed)
-            except (UserError, MissingMandatoryValue) as exc:
-                undo_stub()
-                _fail(str(exc))
-            except OmegaConfBaseException as exc:
-                undo_stub()
-                key = getattr(exc, "full_key", None) or "?"
-                _fail("bad setting %s: %s" % (key, str(exc).strip().splitlines()[0]))
-            except Exception as exc:  # a bug or the environment: one line, the traceback goes to the log
-                if os.environ.get("HYDRA_FULL_ERROR") == "1":
-                    raise
-                _fail(unexpected(exc))
+
+            return guard(call, undo=undo_stub)
 
         def main() -> None:
             try:

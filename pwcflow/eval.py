@@ -34,14 +34,13 @@ from pwcflow import cli
 from pwcflow.config import commands
 from pwcflow.data import datasets, flowio, pipeline
 from pwcflow.data.datasets import DatasetSpec, Sample
-from pwcflow.device import backend
 from pwcflow.errors import UserError
 from pwcflow.evaluation import report, submission
 from pwcflow.evaluation.metrics import FlowMetrics
-from pwcflow.files import atomic, checkpoint, preflight, tensorboard
+from pwcflow.files import atomic, preflight, tensorboard
 from pwcflow.files.checkpoint import step_of  # noqa: F401 (re-exported: the one owner is checkpoint)
 from pwcflow.inference import prefetch, scale
-from pwcflow.inference.predictor import FlowPredictor
+from pwcflow.inference.predictor import FlowPredictor, open_predictor
 from pwcflow.storage import cache
 
 log = logging.getLogger("pwcflow.eval")
@@ -147,10 +146,8 @@ def evaluate(predictor: FlowPredictor, samples: Sequence[Sample], opts: Options,
 
 def _write_flow(opts: Options, name: str, flow: np.ndarray) -> None:
     """``<flo_dir>/<name>.flo``, or ``<name>.png`` in KITTI's 16-bit encoding."""
-    if opts.flow_format == "kitti":
-        flowio.write_kitti_flow(os.path.join(opts.flo_dir, name + ".png"), flow)
-    else:
-        flowio.write_flo(os.path.join(opts.flo_dir, name + ".flo"), flow)
+    fmt = "png16" if opts.flow_format == "kitti" else "flo"
+    flowio.write_flow(os.path.join(opts.flo_dir, name + flowio.FLOW_FORMATS[fmt]), flow, fmt)
 
 
 def _write_pictures(folder: str, name: str, pics: List[np.ndarray]) -> List[str]:
@@ -191,14 +188,6 @@ def summarize(outcome: Outcome, ds: DatasetSpec, split: str, model: str, prefix:
     return summary
 
 
-def _run_dir(out: Optional[str]) -> str:
-    if out:
-        return os.path.abspath(str(out))
-    from hydra.core.hydra_config import HydraConfig
-
-    return HydraConfig.get().runtime.output_dir
-
-
 def _flow_sub(ds: DatasetSpec, split: str) -> str:
     """The flow folder's name in the result folder: KITTI's test split gets its submission layout."""
     return "submission" if ds.kind == "kitti2015" and split == "test" else "flow"
@@ -219,8 +208,8 @@ def _options(cfg: commands.EvalConfig, ds: DatasetSpec, split: str, stage: str, 
 
 def _write_results(folder: str, summary: Dict, outcome: Outcome, prefix: str) -> None:
     """metrics.json/.md, tb/, contact sheet and index.html into ``folder`` (the staging folder)."""
-    checkpoint.write_json_atomic(os.path.join(folder, "metrics.json"), summary)
-    checkpoint.write_text_atomic(os.path.join(folder, "metrics.md"), report.markdown(summary))
+    atomic.atomic_write_json(os.path.join(folder, "metrics.json"), summary)
+    atomic.atomic_write_text(os.path.join(folder, "metrics.md"), report.markdown(summary))
     if summary["epe"] is not None:
         log_tensorboard(os.path.join(folder, "tb"), summary, step_of(prefix))
     sheet = outcome.sheet.write(os.path.join(folder, "contact_sheet.png"))
@@ -236,14 +225,13 @@ def main(cfg: commands.EvalConfig) -> None:
     split = cfg.split or ds.eval_split
     if split not in ROLES:
         raise UserError("bad setting split=%s: must be one of %s" % (split, ", ".join(ROLES)))
-    run_dir = preflight.preflight_dir(_run_dir(cfg.out), "out")
+    run_dir = preflight.preflight_dir(cli.run_dir(cfg.out), "out")
     flo_dir = preflight.preflight_dir(cfg.flo_dir, "flo_dir") if cfg.flo_dir else None
     samples = datasets.build(ds, split)
-    prefix = checkpoint.resolve(cache.localize(cfg.ckpt, cfg.storage, "checkpoint"))
+    predictor = open_predictor(spec, cfg.ckpt, cfg.device, cfg.storage)
+    prefix = predictor.prefix
     log.info("evaluating %s (%s) on %s split %s (%s): %d pairs", prefix, spec.name, ds.name, split, ROLES[split],
              len(samples))
-    backend.prepare(cfg.device)
-    predictor = FlowPredictor(spec, prefix, backend.session_config(cfg.device, training=False))
     # the result folder appears complete or not at all: built in a temp sibling, metrics.json moved in last
     with atomic.atomic_dir(run_dir, last="metrics.json") as stage:
         opts = _options(cfg, ds, split, stage, flo_dir)

@@ -40,12 +40,11 @@ from pwcflow.config import commands
 from pwcflow.deploy import exported, formats, quantize
 from pwcflow.device import backend
 from pwcflow.errors import UserError
-from pwcflow.files import atomic, checkpoint, preflight
+from pwcflow.files import atomic, preflight
 from pwcflow.files.atomic import atomic_write_bytes
-from pwcflow.inference.predictor import FlowPredictor
+from pwcflow.inference.predictor import FlowPredictor, locate_checkpoint
 from pwcflow.model import tuning
 from pwcflow.model.pwcnet import ModelSpec
-from pwcflow.storage import cache
 from pwcflow.tf1 import tf
 
 log = logging.getLogger("pwcflow.export")
@@ -115,14 +114,6 @@ def write_savedmodel(predictor: FlowPredictor, export_dir: str) -> str:
     return export_dir
 
 
-def _run_dir(out: Optional[str]) -> str:
-    if out:
-        return os.path.abspath(str(out))
-    from hydra.core.hydra_config import HydraConfig
-
-    return HydraConfig.get().runtime.output_dir
-
-
 ATC_FILL = {0: ("batch", 1), 2: ("height", 448), 3: ("width", 1024)}  # stand-ins for dynamic dims in the command
 
 
@@ -189,10 +180,9 @@ def main(cfg: commands.ExportConfig) -> None:
                         "(drop fp16=true)" % fmt)
     spec = cfg.model
     shape = input_shape(cfg.batch, cfg.height, cfg.width, spec.multiple)
-    backend.prepare(cfg.device)
-    prefix = checkpoint.resolve(cache.localize(cfg.ckpt, cfg.storage, "checkpoint"))
+    prefix = locate_checkpoint(cfg.ckpt, cfg.device, cfg.storage)
     weights = sum(os.path.getsize(f) for f in glob.glob(prefix + ".data-*"))
-    out_dir = preflight.preflight_dir(_run_dir(cfg.out), "out", need=weights + (1 << 20))
+    out_dir = preflight.preflight_dir(cli.run_dir(cfg.out), "out", need=weights + (1 << 20))
     atomic.remove_stale(out_dir)
     stem = "pwcnet_%s_%s" % (spec.name, "x".join("N" if d is None else str(d) for d in shape[:1] + shape[2:4]))
     path = os.path.join(out_dir, stem + ("_int8" if cfg.int8 else "") + formats.SUFFIX[fmt])
@@ -203,7 +193,7 @@ def main(cfg: commands.ExportConfig) -> None:
         predictor.close()
     info = _info(fmt, path, spec, prefix, shape, stem, cfg.soc_version)
     info.update(check)
-    checkpoint.write_json_atomic(formats.sidecar(path), info)
+    atomic.atomic_write_json(formats.sidecar(path), info)
     log.info("wrote %s (input %s %s, output %s)", path, INPUT_NAME, shape, OUTPUT_NAME)
 
 

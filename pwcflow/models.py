@@ -9,7 +9,7 @@ import os
 import sys
 from typing import List, Optional
 
-from pwcflow.cli import unexpected
+from pwcflow import cli
 from pwcflow.errors import UserError
 from pwcflow.storage import registry
 from pwcflow.storage.client import default_cache_dir
@@ -49,17 +49,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     if argv and argv[0] in ("-h", "--help"):
         print("%s\n\n%s" % (USAGE, __doc__.strip()))
         return
-    try:
-        cache = parse_args(argv)
-        table = rows(cache)
-    except UserError as exc:
-        print("error: %s" % str(exc).splitlines()[0], file=sys.stderr)
-        sys.exit(1)
-    except Exception as exc:  # a bug or the environment: still one line
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        print("error: %s" % unexpected(exc), file=sys.stderr)
-        sys.exit(1)
+    cache = cli.guard(lambda: parse_args(argv))
+    table = cli.guard(lambda: rows(cache))
     print("| name | variant | reported EPE | origin | local cache |\n|---|---|---|---|---|")
     for row in table:
         print("| %s |" % " | ".join(row))

@@ -23,15 +23,9 @@ log = logging.getLogger("pwcflow.predict")
 
 def _predict_ckpt(cfg: commands.PredictConfig, img1: np.ndarray, img2: np.ndarray) -> np.ndarray:
     """Flow from a checkpoint in a TensorFlow session (TensorFlow is imported only here)."""
-    from pwcflow.device import backend
-    from pwcflow.files import checkpoint
-    from pwcflow.inference.predictor import FlowPredictor
-    from pwcflow.storage import cache
+    from pwcflow.inference.predictor import open_predictor
 
-    backend.prepare(cfg.device)
-    scale.check_fits(img1.shape[0], img1.shape[1], cfg.model.dense, 1, cfg.device.name)  # before the graph
-    prefix = checkpoint.resolve(cache.localize(cfg.ckpt, cfg.storage, "checkpoint"))
-    predictor = FlowPredictor(cfg.model, prefix, backend.session_config(cfg.device, training=False))
+    predictor = open_predictor(cfg.model, cfg.ckpt, cfg.device, cfg.storage, fits=img1.shape[:2])
     try:
         return predictor.predict(img1, img2)
     finally:
@@ -77,7 +71,7 @@ def main(cfg: commands.PredictConfig) -> None:
         return sequence.run(cfg)
     cli.require(cfg, *(("img1", "img2", "out") if from_file else ("ckpt", "img1", "img2", "out")))
     out = preflight.preflight_file(cfg.out, "out", exts=(".flo",))
-    pic = preflight.preflight_file(str(cfg.viz), "viz", exts=preflight.IMAGE_EXTS) if cfg.viz else None
+    pic = preflight.preflight_file(str(cfg.viz), "viz", exts=flowio.IMAGE_WRITE_EXTS) if cfg.viz else None
     img1, img2 = flowio.read_image(cfg.img1), flowio.read_image(cfg.img2)
     if img1.shape != img2.shape:
         raise UserError("images differ in size: %s is %dx%d, %s is %dx%d"

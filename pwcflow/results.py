@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import yaml
 
-from pwcflow.cli import unexpected
+from pwcflow import cli
 from pwcflow.data import flowio
 from pwcflow.errors import UserError
 from pwcflow.files import atomic, preflight
@@ -236,17 +236,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     if argv and argv[0] in ("-h", "--help"):
         print("%s\n\n%s" % (USAGE, __doc__.strip()))
         return
-    try:
-        cfg = parse_args(argv)
-        rows = collect(list(cfg.paths), cfg.out)
-    except UserError as exc:
-        print("error: %s" % str(exc).splitlines()[0], file=sys.stderr)
-        sys.exit(1)
-    except Exception as exc:  # a bug or the environment: still one line
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        print("error: %s" % unexpected(exc), file=sys.stderr)
-        sys.exit(1)
+    cfg = cli.guard(lambda: parse_args(argv))
+    rows = cli.guard(lambda: collect(list(cfg.paths), cfg.out))
     print(open(os.path.join(cfg.out, "results.md")).read())
     print("%d runs -> %s" % (len(rows), os.path.join(cfg.out, "results.md")))
 

@@ -17,6 +17,9 @@ from pwcflow.files.atomic import atomic_file
 
 FLO_TAG = 202021.25
 UNKNOWN_FLOW_THRESH = 1e9
+IMAGE_READ_EXTS = (".png", ".jpg", ".jpeg", ".ppm", ".pgm", ".bmp", ".tif", ".tiff", ".webp")  # frames we read
+IMAGE_WRITE_EXTS = (".png", ".jpg", ".jpeg", ".ppm", ".bmp")  # pictures we write
+FLOW_FORMATS = {"flo": ".flo", "png16": ".png", "npy": ".npy"}  # flow formats we write -> file suffix
 
 
 def _need(path: str) -> None:
@@ -113,7 +116,23 @@ def read_flow(path: str) -> Tuple[np.ndarray, np.ndarray]:
         return flow, np.ones(flow.shape[:2], np.float32)
     if ext == ".png":
         return read_kitti_flow(path)
+    if ext == ".npy":
+        _need(path)
+        flow = np.load(path).astype(np.float32)
+        return flow, np.ones(flow.shape[:2], np.float32)
     raise UserError("unsupported flow file type %r: %s" % (ext, path))
+
+
+def write_flow(path: str, flow: np.ndarray, fmt: str) -> None:
+    """One flow in ``fmt`` (a key of ``FLOW_FORMATS``: flo | png16, KITTI's 16-bit PNG | npy), atomically."""
+    if fmt == "png16":
+        write_kitti_flow(path, flow)
+    elif fmt == "npy":
+        write_npy(path, flow.astype(np.float32))
+    elif fmt == "flo":
+        write_flo(path, flow)
+    else:
+        raise UserError("unknown flow format %r: must be one of %s" % (fmt, ", ".join(FLOW_FORMATS)))
 
 
 def read_kitti_flow(path: str) -> Tuple[np.ndarray, np.ndarray]:

@@ -47,16 +47,11 @@ class _Session:
     """A checkpoint in a TensorFlow session."""
 
     def __init__(self, source: str, model, device, precision: Optional[str], storage) -> None:
-        from pwcflow.device import backend
-        from pwcflow.files import checkpoint
-        from pwcflow.inference.predictor import FlowPredictor
-        from pwcflow.storage import cache
+        from pwcflow.inference.predictor import open_predictor
 
         self.spec = model_spec(model) if isinstance(model, str) else model
         self.device = compose_device(device, precision) if isinstance(device, str) else device
-        backend.prepare(self.device)
-        prefix = checkpoint.resolve(cache.localize(source, storage, "checkpoint"))
-        self.predictor = FlowPredictor(self.spec, prefix, backend.session_config(self.device, training=False))
+        self.predictor = open_predictor(self.spec, source, self.device, storage)
         self.dense, self.batch_limit = self.spec.dense, None
 
     def run(self, x: np.ndarray) -> np.ndarray:

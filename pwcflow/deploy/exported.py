@@ -19,14 +19,10 @@ from typing import List, Optional
 import numpy as np
 
 from pwcflow.errors import UserError
+from pwcflow.model.spec import pad_to, to_input
 
 SUFFIXES = (".onnx", ".tflite")
 MULTIPLE = 64
-
-
-def to_input(img1: np.ndarray, img2: np.ndarray) -> np.ndarray:
-    """Two RGB uint8 frames (H, W, 3) -> float32 [2, H, W, 3] in [0, 1] (no mean subtraction)."""
-    return np.stack([img1, img2]).astype(np.float32) / 255.0
 
 
 def sample_input(shape: List[Optional[int]]) -> np.ndarray:
@@ -142,7 +138,7 @@ def load(path: str, threads: Optional[int] = None, probe: bool = True):
 
 def fit(x: np.ndarray, shape: List[Optional[int]], path: str = "model") -> np.ndarray:
     """Zero-pad a batch [B, 2, h, w, 3] at the bottom/right (and in the batch) to the model's input shape."""
-    pad = [(0, 0)] * 5
+    sizes = {}
     for ax, key in ((0, "batch"), (2, "height"), (3, "width")):
         have, want = x.shape[ax], shape[ax]
         if want is None:
@@ -150,8 +146,8 @@ def fit(x: np.ndarray, shape: List[Optional[int]], path: str = "model") -> np.nd
         if have > want:
             raise UserError("input %s %d is larger than the model's %d in %s: export a model with %s=%d or more"
                             % (key, have, want, path, key, -(-have // MULTIPLE) * MULTIPLE if ax else have))
-        pad[ax] = (0, want - have)
-    return np.pad(x, pad, mode="constant") if any(p[1] for p in pad) else x
+        sizes[ax] = want
+    return pad_to(x, sizes)
 
 
 def predict_pair(model, img1: np.ndarray, img2: np.ndarray, path: str = "model") -> np.ndarray:

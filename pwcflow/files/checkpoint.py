@@ -16,14 +16,14 @@ import shutil
 from typing import Dict, Iterable, List, Optional
 
 from pwcflow.errors import UserError
-from pwcflow.files.atomic import TMP_PREFIX, atomic_write_json, atomic_write_text, read_json, remove_stale, temp_dir
+from pwcflow.files.atomic import TMP_PREFIX, atomic_write_text, read_json, remove_stale, temp_dir
 from pwcflow.tf1 import tf
 
 __all__ = ["BEST_FILE", "STATE_FILE", "NAME", "RESOLVE_ORDER", "resolve", "step_of", "write_state", "read_state",
            "state_problem", "on_disk",
            "named_in_state", "complete_files", "newest_first", "verify", "problem", "latest_intact",
            "stored_shapes", "model_variables", "check_compatible", "restore", "save_atomic", "discard_after",
-           "remove_stale", "write_text_atomic", "write_json_atomic", "read_json", "is_checkpoint_file"]
+           "remove_stale", "read_json", "is_checkpoint_file"]
 
 log = logging.getLogger(__name__)
 
@@ -315,7 +315,3 @@ def _delete(ckpt_dir: str, prefixes: List[str]) -> None:
             if fname.startswith(os.path.basename(old) + "."):
                 os.remove(os.path.join(ckpt_dir, fname))
 
-
-# Old names, kept for callers elsewhere: the writers live in pwcflow.files.atomic.
-write_text_atomic = atomic_write_text
-write_json_atomic = atomic_write_json

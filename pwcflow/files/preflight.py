@@ -16,8 +16,6 @@ from typing import Optional, Sequence
 from pwcflow.errors import UserError
 from pwcflow.files import atomic
 
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".ppm", ".bmp")
-
 
 def os_error(exc: OSError, path: str) -> UserError:
     """``cannot write PATH: No space left on device`` (the OS's reason, one line)."""

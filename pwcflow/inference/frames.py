@@ -22,7 +22,7 @@ import numpy as np
 from pwcflow.data import flowio
 from pwcflow.errors import UserError
 
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".ppm", ".pgm", ".bmp", ".tif", ".tiff", ".webp")
+IMAGE_EXTS = flowio.IMAGE_READ_EXTS
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 Ref = Union[str, int]  # an image path, or a frame index of the video
 _CAMERA_RE = re.compile(r"^camera:(\d+)$")

@@ -8,21 +8,10 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 from pwcflow.files import checkpoint
+from pwcflow.inference import scale
 from pwcflow.model.pwcnet import ModelSpec, pwcnet
+from pwcflow.model.spec import pad_to_multiple, to_input  # noqa: F401 (to_input: for callers of this module)
 from pwcflow.tf1 import tf
-
-
-def to_input(img1: np.ndarray, img2: np.ndarray) -> np.ndarray:
-    """Two RGB uint8 frames (H, W, 3) -> float32 [2, H, W, 3] in [0, 1] (no mean subtraction)."""
-    return np.stack([img1, img2]).astype(np.float32) / 255.0
-
-
-def pad_to_multiple(x: np.ndarray, multiple: int, axes: Tuple[int, int]) -> np.ndarray:
-    """Zero-pad at the bottom and right only, up to the next multiple (tfoptflow's adapt_x)."""
-    pad = [(0, 0)] * x.ndim
-    for ax in axes:
-        pad[ax] = (0, (-x.shape[ax]) % multiple)
-    return np.pad(x, pad, mode="constant") if any(p[1] for p in pad) else x
 
 
 def predict_padded(sess: tf.Session, x_tensor: tf.Tensor, fetches: List[tf.Tensor], pairs: np.ndarray,
@@ -77,3 +66,29 @@ class FlowPredictor:
     def close(self) -> None:
         """Release the session."""
         self.sess.close()
+
+
+def locate_checkpoint(ckpt: str, device, storage, spec: Optional[ModelSpec] = None,
+                      fits: Optional[Tuple[int, int]] = None) -> str:
+    """The checkpoint a command opens, in the one refusal order: the device (an unusable one is refused before
+    anything else), the memory estimate for frames of ``fits`` (height, width) with ``spec``, then the checkpoint
+    (local, cached from OBS, or a registry name). Returns its prefix."""
+    from pwcflow.device import backend
+    from pwcflow.storage import cache
+
+    backend.prepare(device)
+    if fits and spec is not None:
+        scale.check_fits(fits[0], fits[1], spec.dense, 1, device.name)
+    return checkpoint.resolve(cache.localize(ckpt, storage, "checkpoint"))
+
+
+def open_predictor(spec: ModelSpec, ckpt: str, device, storage,
+                   fits: Optional[Tuple[int, int]] = None) -> FlowPredictor:
+    """Every command's predictor: ``locate_checkpoint``, then the restored graph in a session configured for
+    ``device``; ``.prefix`` is the checkpoint it restored."""
+    from pwcflow.device import backend
+
+    prefix = locate_checkpoint(ckpt, device, storage, spec, fits)
+    predictor = FlowPredictor(spec, prefix, backend.session_config(device, training=False))
+    predictor.prefix = prefix
+    return predictor

@@ -28,17 +28,16 @@ from tqdm import tqdm
 
 from pwcflow.config import commands
 from pwcflow.data import flowio, viz
-from pwcflow.device import backend
+from pwcflow.data.flowio import write_flow  # one name here, so tests can make writes fail
 from pwcflow.errors import UserError
-from pwcflow.files import atomic, checkpoint, preflight
+from pwcflow.files import atomic, preflight
 from pwcflow.inference import consistency, frames, prefetch
 from pwcflow.inference.frames import Pair
-from pwcflow.inference.predictor import FlowPredictor, to_input
-from pwcflow.storage import cache
+from pwcflow.inference.predictor import FlowPredictor, open_predictor, to_input
 
 log = logging.getLogger("pwcflow.predict")
 
-FORMATS = {"flo": ".flo", "png16": ".png", "npy": ".npy"}
+FORMATS = flowio.FLOW_FORMATS
 
 
 @dataclass
@@ -71,25 +70,6 @@ def outputs(opts: Options, stem: str) -> List[str]:
         files += [flow_path(opts, stem, "backward"), os.path.join(opts.out, "occlusion", stem + ".png"),
                   os.path.join(opts.out, "confidence", stem + ".png")]
     return files
-
-
-def write_flow(path: str, flow: np.ndarray, fmt: str) -> None:
-    """One flow in ``fmt`` (flo | png16 | npy), atomically."""
-    if fmt == "png16":
-        flowio.write_kitti_flow(path, flow)
-    elif fmt == "npy":
-        flowio.write_npy(path, flow.astype(np.float32))
-    else:
-        flowio.write_flo(path, flow)
-
-
-def read_flow(path: str, fmt: str) -> np.ndarray:
-    """Read back a flow written by ``write_flow``."""
-    if fmt == "png16":
-        return flowio.read_kitti_flow(path)[0]
-    if fmt == "npy":
-        return np.load(path)
-    return flowio.read_flo(path)
 
 
 class Progress:
@@ -185,7 +165,7 @@ def sequence_scale(opts: Options, stems: List[str]) -> float:
         return float(opts.max_flow)
     biggest = 0.0
     for stem in stems:
-        flow = read_flow(flow_path(opts, stem), opts.fmt).astype(np.float64)
+        flow = flowio.read_flow(flow_path(opts, stem))[0].astype(np.float64)
         biggest = max(biggest, float(np.sqrt((flow ** 2).sum(-1)).max()))
     return max(biggest, 1e-5)
 
@@ -203,9 +183,9 @@ def write_pictures(opts: Options, stems: List[str]) -> Tuple[float, List[str]]:
     for stem in stems:
         path = os.path.join(folder, stem + ".png")
         if not (same and os.path.isfile(path)):
-            flowio.write_image(path, viz.flow_to_color(read_flow(flow_path(opts, stem), opts.fmt), scale))
+            flowio.write_image(path, viz.flow_to_color(flowio.read_flow(flow_path(opts, stem))[0], scale))
         paths.append(path)
-    checkpoint.write_json_atomic(record, {"max_flow": scale})
+    atomic.atomic_write_json(record, {"max_flow": scale})
     return scale, paths
 
 
@@ -266,10 +246,7 @@ def run(cfg: commands.PredictConfig) -> None:
         atomic.remove_stale(folder)  # what a killed earlier run was writing
     if opts.video:
         atomic.remove_stale(os.path.dirname(opts.video))
-    spec = cfg.model
-    backend.prepare(cfg.device)
-    prefix = checkpoint.resolve(cache.localize(cfg.ckpt, cfg.storage, "checkpoint"))
-    predictor = FlowPredictor(spec, prefix, backend.session_config(cfg.device, training=False))
+    predictor = open_predictor(cfg.model, cfg.ckpt, cfg.device, cfg.storage)
     try:
         _write_all(predictor, pairs, reader, opts)
     except OSError as exc:  # the disk filled up or went away mid-sequence: finished pairs stay
