@@ -1,7 +1,7 @@
 """Graph building blocks of PWC-Net, written with ``tf.compat.v1`` only (TF 1.15 and TF 2.x).
 
-Numerics follow tfoptflow exactly (see ``shared/notes/tfoptflow-compat.md``). Two formulations
-exist for the cost volume and the warp: ``fused`` (9 blocked batched matmuls for the cost volume, one
+Numerics follow tfoptflow exactly (checked against its outputs shipped in ``pwcflow/reference/``). Two
+formulations exist for the cost volume and the warp: ``fused`` (9 blocked batched matmuls for the cost volume, one
 gather for the warp) and ``reference`` (tfoptflow's own: 81 slice/multiply/mean ops, four separate
 gathers). Both compute the same numbers up to float32 summation order. Which ones a graph gets (``auto``),
 whether large convolutions are split at the L2 cache size and whether the flow head and the first context
@@ -45,8 +45,8 @@ def conv2d(
 
     A kernel larger than ``conv_split_bytes()`` is applied as several convolutions over groups of output
     channels, concatenated: every output channel is computed exactly as by one convolution (bit-identical),
-    but each group's kernel fits the CPU's L2 cache, where oneDNN runs it about 2.5x faster (the context
-    networks' first layer, 565-661 -> 128 channels, is a quarter of lg-6-2's multiply-adds).
+    but each group's kernel fits the CPU's L2 cache, where oneDNN runs it faster (measured: benchmarks/RESULTS.md;
+    the context networks' first layer, 565-661 -> 128 channels, is a quarter of lg-6-2's multiply-adds).
     """
     with tf.variable_scope(name, reuse=reuse):
         kernel, bias = conv_variables(x, filters, init)

@@ -1,6 +1,6 @@
 """The PWC-Net graph: feature pyramid -> per level warp / cost volume / estimate / up-sample -> context.
 
-Variables are created with tfoptflow's names, shapes and order (``shared/spec``), so its
+Variables are created with tfoptflow's names, shapes and order (``pwcflow/reference/RECIPE.md``), so its
 checkpoints restore unchanged. The builder is a pure function of (input tensor, ``ModelSpec``).
 """
 

@@ -19,12 +19,11 @@ _shared_override: Optional[bool] = None  # set by ``plain_convolutions``; None: 
 SPLIT_ENV = "PWCFLOW_CONV_SPLIT_BYTES"  # overrides the automatic convolution split limit (0: never split)
 SHARED_ENV = "PWCFLOW_SHARED_HEADS"  # overrides whether flow head + first context layer share one conv (0 / 1)
 # backend -> (cost volume, warp, split convolutions at the L2 limit, shared flow/context heads): what ``auto``
-# builds. Measured on TF 2.21 (oneDNN) and TF 1.15.5 (Eigen) on one CPU (benchmarks/RESULTS.md): the
-# blocked-matmul cost volume and the one-gather warp win on both (forward and gradient); the L2 split pays
-# under oneDNN and costs under Eigen (lg-6-2 forward 0.83x with it, 1.26x without, against tfoptflow's
-# formulation); one convolution for the flow head and the first context layer (``ops.shared_input_convs``) pays
-# under Eigen (lg/sm forward 1.08x) and not under oneDNN (0.94-0.97x). GPUs and Ascend have no L2 cliff: a
-# split only adds ops there; sharing is unmeasured there, so off.
+# builds, chosen by measurement on TF 2.21 (oneDNN) and TF 1.15.5 (Eigen); the figures are in
+# benchmarks/RESULTS.md. The blocked-matmul cost volume and the one-gather warp win on both; the L2 split pays
+# under oneDNN only; one convolution for the flow head and the first context layer (``ops.shared_input_convs``)
+# pays under Eigen only. GPUs and Ascend have no L2 cliff: a split only adds ops there; sharing is unmeasured
+# there, so off.
 AUTO = {"onednn": ("fused", "fused", True, False), "eigen": ("fused", "fused", False, True),
         "gpu": ("fused", "fused", False, False), "npu": ("fused", "fused", False, False)}
 

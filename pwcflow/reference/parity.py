@@ -12,9 +12,10 @@ import numpy as np
 from pwcflow.data import flowio
 from pwcflow.errors import UserError
 from pwcflow.files import checkpoint
-from pwcflow.inference.predictor import FlowPredictor, pad_to_multiple, to_input
+from pwcflow.inference.predictor import FlowPredictor
 from pwcflow.model import losses
 from pwcflow.model.pwcnet import ModelSpec, pwcnet
+from pwcflow.model.spec import pad_to_multiple, to_input
 from pwcflow.reference import REF_DIR, recipe
 from pwcflow.tf1 import tf
 
