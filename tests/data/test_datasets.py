@@ -5,28 +5,14 @@ import os
 import re
 import shutil
 
-import cv2
 import numpy as np
 import pytest
-from conftest import ROOT
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 from support import layouts
+from support.dataset_checks import spec_for, warp_error
 
 from pwcflow.data import flowio
-from pwcflow.data.datasets import DatasetSpec, build, spec_from_config
+from pwcflow.data.datasets import build
 from pwcflow.errors import UserError
-
-CONFIGS = ("synthetic", "flyingchairs", "flyingthings3d", "chairsthingsmix", "sintel_clean", "sintel_final", "sintel",
-           "sintel_test", "kitti2015")
-
-
-def spec_for(name, root=None, *overrides):
-    """Compose ``+dataset=<name>`` as a command line would, and validate it."""
-    over = ["+dataset=" + name] + ([] if root is None else ["dataset.root=" + str(root)]) + list(overrides)
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("predict", overrides=over)
-    return spec_from_config(cfg.dataset)
 
 
 @pytest.fixture(scope="module")
@@ -38,16 +24,6 @@ def data(tmp_path_factory):
     layouts.make_things(base / "mix" / "FlyingThings3D", unused=["TRAIN/A/0001/left/0007.png"])
     layouts.make_kitti(base / "kitti")
     return base
-
-
-def warp_error(img1, img2, flow):
-    """Mean |img1 - img2(p + flow)| over pixels that land inside frame 2 (uint8 units)."""
-    h, w = flow.shape[:2]
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    mx, my = xs + flow[..., 0], ys + flow[..., 1]
-    warped = cv2.remap(img2.astype(np.float32), mx, my, cv2.INTER_LINEAR)
-    inside = (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1)
-    return float(np.abs(warped - img1.astype(np.float32))[inside].mean())
 
 
 def check_samples(samples, with_gt=True):
@@ -65,20 +41,6 @@ def check_samples(samples, with_gt=True):
         flow = flow * valid[..., None]
         # Fixtures are exact translations (resampled when a reader rescales): the flow must explain frame 2.
         assert warp_error(img1, img2, flow) < 0.3 * warp_error(img1, img2, np.zeros_like(flow)), s.name
-
-
-@pytest.mark.parametrize("name", CONFIGS)
-def test_every_config_composes_and_validates(name):
-    spec = spec_for(name, None if name == "synthetic" else "/somewhere")
-    assert spec.name == name and spec.augment.mode in ("basic", "heavy")
-    assert len(spec.crop) == 2 and all(v % 64 == 0 for v in spec.crop)
-    raw = OmegaConf.to_container(OmegaConf.load(str(ROOT / "conf" / "dataset" / (name + ".yaml"))))
-    assert not {"values", "keys", "items"} & set(raw)
-
-
-def test_real_data_sets_need_a_root():
-    with pytest.raises(UserError, match="dataset.root"):
-        spec_for("sintel_clean")
 
 
 def test_sintel(data):
@@ -182,26 +144,6 @@ def test_kitti2015(data):
     check_samples(build(spec, "test"), with_gt=False)
 
 
-def test_synthetic_is_deterministic_and_consistent():
-    spec = spec_for("synthetic", None, "dataset.train_size=3", "dataset.val_size=2", "dataset.size=[64,96]")
-    train, val = build(spec, "train"), build(spec, "val")
-    assert [s.name for s in val] == ["synthetic/val/000000", "synthetic/val/000001"] and len(build(spec, "all")) == 5
-    a, b = train[1].load(), build(spec, "train")[1].load()
-    assert all(np.array_equal(x, y) for x, y in zip(a, b))
-    assert not np.array_equal(train[0].load()[0], train[1].load()[0])
-    assert not np.array_equal(val[0].load()[0], train[0].load()[0])
-    other = build(spec_for("synthetic", None, "dataset.train_size=3", "dataset.size=[64,96]", "dataset.seed=5"),
-                  "train")
-    assert not np.array_equal(other[1].load()[0], a[0])
-    for s in train + val:
-        img1, img2, flow, valid = s.load()
-        assert img1.shape == (64, 96, 3) and valid.min() == 1
-        mag = np.linalg.norm(flow, axis=2)
-        assert 0.5 < mag.mean() and mag.max() <= 8.0 + 1e-3
-        # Exact ground truth: warping frame 2 by the flow beats not warping by far (occlusions aside).
-        assert warp_error(img1, img2, flow) < 0.5 * warp_error(img1, img2, np.zeros_like(flow))
-
-
 def _copy(src, dst):
     shutil.copytree(str(src), str(dst))
     return dst
@@ -288,38 +230,3 @@ def test_empty_split(tmp_path, data):
     (chairs / "FlyingChairs_train_val.txt").unlink()
     with pytest.raises(UserError, match="split_file=null"):
         build(spec_for("flyingchairs", chairs), "train")
-
-
-@pytest.mark.parametrize("override, key", [
-    ("dataset.kind=imagenet", "dataset.kind"),
-    ("dataset.passes=[albedo]", "dataset.passes"),
-    ("dataset.crop=[256]", "dataset.crop"),
-    ("dataset.eval_split=holdout", "dataset.eval_split"),
-    ("+dataset.colour=1", "dataset.colour"),
-    ("dataset.augment.mode=wild", "dataset.augment.mode"),
-    ("dataset.augment.fliplr=2", "dataset.augment.fliplr"),
-    ("dataset.augment.scale=[0.5]", "dataset.augment.scale"),
-    ("+dataset.augment.rotate=5", "dataset.augment.rotate"),
-])
-def test_bad_settings_name_the_key(override, key):
-    with pytest.raises(UserError, match=key.replace(".", r"\.")):
-        spec_for("sintel_clean", "/x", override)
-
-
-def test_bad_split_and_spec_from_plain_mapping():
-    spec = spec_from_config({"name": "s", "kind": "synthetic", "train_size": 2, "val_size": 1})
-    assert isinstance(spec, DatasetSpec) and len(build(spec, "train")) == 2
-    with pytest.raises(UserError, match="unknown split 'validation'"):
-        build(spec, "validation")
-
-
-@pytest.mark.parametrize("override, key", [
-    ("+dataset.scale=half", "dataset.scale"),
-    ("+dataset.train_size=2.5", "dataset.train_size"),
-    ("dataset.crop=[a,b]", "dataset.crop"),
-    ("dataset.passes=clean", "dataset.passes"),
-    ("dataset.augment.translate=[x,0.05]", "dataset.augment.translate"),
-])
-def test_wrong_types_name_the_key(override, key):
-    with pytest.raises(UserError, match=key.replace(".", r"\.")):
-        spec_for("sintel_clean", "/x", override)

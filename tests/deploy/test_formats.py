@@ -165,13 +165,3 @@ def test_tftrt_without_tensorrt_or_gpu_refuses_before_the_checkpoint(tmp_path):
     want = "needs an NVIDIA GPU" if formats.tensorrt_enabled() else "needs TensorFlow built with TensorRT"
     assert want in line and "no-such-ckpt" not in line, line
     assert not out.exists()
-
-
-def test_fit_pads_and_refuses():
-    x = np.ones((1, 2, 50, 60, 3), np.float32)
-    y = exported.fit(x, [1, 2, 64, 128, 3])
-    assert y.shape == (1, 2, 64, 128, 3) and y[:, :, :50, :60].all() and not y[:, :, 50:].any()
-    assert exported.fit(x, [None, 2, None, None, 3]).shape == (1, 2, 64, 64, 3)
-    assert exported.fit(x, [2, 2, 64, 64, 3]).shape[0] == 2
-    with pytest.raises(UserError, match="width 60 is larger.*width=64"):
-        exported.fit(x, [1, 2, 64, 32, 3])
