@@ -21,6 +21,7 @@ TINY = ["model=sm-6-2", "dataset.train_size=24", "dataset.val_size=3", "dataset.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from support.npu_bridge import fake_npu_bridge  # noqa: E402,F401 (the stand-in npu_bridge, a fixture for every test)
+from support.obs_fixtures import secret, server  # noqa: E402,F401 (the real S3 server on 127.0.0.1 and its keys)
 
 
 def _reference_meta(variant: str) -> dict:

@@ -1,7 +1,7 @@
 """The real S3-compatible server on 127.0.0.1 for the storage tests, and what they put into and read from it.
 
-``tests/storage/conftest.py`` makes the ``server`` and ``secret`` fixtures available to every storage test; the
-helpers are imported by name.
+``tests/conftest.py`` imports the fixtures, so the ``server`` and ``secret`` fixtures reach every
+test (a module with its own ``server`` fixture keeps it); the helpers are imported by name.
 """
 
 import hashlib
