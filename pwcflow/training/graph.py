@@ -45,6 +45,9 @@ class TrainGraph:
             self.x_val = tf.placeholder(tf.float32, [None, 2, None, None, 3], name="x_val")
             with tf.variable_scope(tf.get_variable_scope(), reuse=True):
                 self.flow_val, _ = pwcnet(self.x_val, self.spec)
+            # validation: each worker scores its share of the pairs; [val err, val px, train err, train px] summed
+            self.val_sums = tf.placeholder(tf.float64, [4], name="val_sums")
+            self.val_totals = engine.sum_across(self.val_sums)
             self.model_vars = checkpoint.model_variables()
             self.saver = tf.train.Saver(max_to_keep=None)
             step_vars = [v for v in tf.global_variables() if v.op.name == "global_step"]

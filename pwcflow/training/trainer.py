@@ -24,7 +24,8 @@ from pwcflow.storage import cache, obs, runsync
 from pwcflow.tf1 import tf
 from pwcflow.training.graph import TrainGraph
 from pwcflow.training.resume import CheckpointPolicy
-from pwcflow.training.validation import Validation, score
+from pwcflow.training.validation import Validation, epe, sums
+from pwcflow.training.validation import share as val_share
 
 log = logging.getLogger("pwcflow.train")
 
@@ -112,6 +113,7 @@ class Trainer:
         self.platform = runsync.platform_mirror(cfg.storage, run_dir) if sync is None and self.engine.is_chief \
             else None
         self.validation = Validation(run_dir)
+        self._validated: Optional[int] = None  # the step this process last validated
 
     # -- state -------------------------------------------------------------------------------------
     def restore(self, latest: Optional[str]) -> None:
@@ -129,16 +131,36 @@ class Trainer:
         """Atomic checkpoint of everything (chief only), mirrored when a run mirror is set."""
         return self.policy.save(self.g.sess, self.g.saver, step)
 
-    def validate(self, step: int, board: Board) -> None:
-        """Score the held-out split and a slice of the training split; update metrics.json and best."""
-        def predict(x):
-            return predict_padded(self.g.sess, self.g.x_val, [self.g.flow_val], x, self.spec.multiple)[0]
+    def _predict(self, x: np.ndarray) -> np.ndarray:
+        return predict_padded(self.g.sess, self.g.x_val, [self.g.flow_val], x, self.spec.multiple)[0]
 
-        t = self.cfg.train
-        self.validation.record(step, score(predict, self.plan.val, t.val_pairs),
-                               score(predict, self.plan.train, t.train_eval_pairs),
-                               lambda s: self.policy.save_best(self.g.sess, self.g.best_saver, s))
-        board.scalars(step, dict(self.validation.scores()))
+    def validate(self, step: int, board: Board) -> None:
+        """Score the held-out split and a slice of the training split on every worker (each its 1/N of the
+        pairs, the sums added up in one all-reduce); the chief updates metrics.json and the best checkpoint."""
+        t, e = self.cfg.train, self.engine
+        t0 = time.time()
+        val = val_share(self.plan.val, t.val_pairs, e.rank, e.num_workers)
+        train = val_share(self.plan.train, t.train_eval_pairs, e.rank, e.num_workers)
+        local = np.array(sums(self._predict, val) + sums(self._predict, train), np.float64)
+        t1 = time.time()
+        totals = self.g.sess.run(self.g.val_totals, {self.g.val_sums: local})
+        log.info("validation at step %d: %d + %d pairs scored here in %.2f s, then %.2f s in the all-reduce",
+                 step, len(val), len(train), t1 - t0, time.time() - t1)
+        self._validated = step
+        if e.is_chief:
+            self.validation.record(step, epe(totals[0], totals[1]), epe(totals[2], totals[3]),
+                                   lambda s: self.policy.save_best(self.g.sess, self.g.best_saver, s))
+            board.scalars(step, dict(self.validation.scores()))
+
+    def _warm_up(self) -> None:
+        """Several workers: run the validation graph and its all-reduce once before step 1, so that the first
+        validation includes no graph compilation on any one worker (and the collective is set up)."""
+        if self.engine.num_workers < 2:
+            return
+        sample = (self.plan.val or self.plan.train)[:1]
+        if sample:
+            sums(self._predict, sample)
+        self.g.sess.run(self.g.val_totals, {self.g.val_sums: np.zeros(4)})
 
     # -- loop --------------------------------------------------------------------------------------
     def run(self) -> None:
@@ -149,6 +171,7 @@ class Trainer:
         try:
             self.restore(latest)
             self.engine.after_restore(self.g.sess)  # ranks agree on weights, step, slots and loss scale
+            self._warm_up()
             self._loop()
         finally:  # close the session (and the input pipeline's threads) on every exit path
             self.g.sess.close()
@@ -179,7 +202,7 @@ class Trainer:
                 if step % t.save_interval == 0:
                     self.save(step)
                     saved = step
-                if step % t.val_interval == 0 and self.engine.is_chief:
+                if step % t.val_interval == 0:  # every worker: each scores its share
                     self.validate(step, board)
         except KeyboardInterrupt:
             self._stop = True
@@ -210,7 +233,9 @@ class Trainer:
                 print("interrupted at step %d: checkpoint saved to %s; rerun the same command to resume"
                       % (step, prefix), file=sys.stderr)
                 sys.exit(130)
-        if self.validation.metrics.get("step") != step and self.engine.is_chief:
+        # every worker decides alike (several workers: from this process only; one: metrics.json may say done)
+        done = self._validated == step or (self.engine.num_workers == 1 and self.validation.metrics.get("step") == step)
+        if not done:
             self.validate(step, board)
         board.close()
         self.policy.push()

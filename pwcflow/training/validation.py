@@ -1,12 +1,14 @@
 """Validation during training: score the current weights, keep the history and the best checkpoint.
 
-``score`` runs the same pad-predict-crop path as eval and predict (``predictor.predict_padded``);
+``sums`` runs the same pad-predict-crop path as eval and predict (``predictor.predict_padded``) over this worker's
+``share`` of the pairs; the workers' sums are added up in the graph (``Engine.sum_across``), so every worker scores
+1/N of the pairs at the same time and none waits in a collective for longer than its own share;
 ``Validation`` owns ``metrics.json`` (history, latest scores, best) and decides when the best changes.
 """
 
 import os
 import time
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -19,15 +21,22 @@ from pwcflow.files.tensorboard import emit
 Predict = Callable[[np.ndarray], np.ndarray]  # [B, 2, H, W, 3] -> [B, H, W, 2]
 
 
-def score(predict: Predict, samples: Sequence[Sample], limit: int) -> Optional[float]:
-    """All-pixel EPE of ``predict`` over up to ``limit`` pairs (0 = all; None when there are none)."""
-    samples = list(samples[:limit] if limit > 0 else samples)
-    if not samples:
-        return None
+def share(samples: Sequence[Sample], limit: int, rank: int = 0, workers: int = 1) -> List[Sample]:
+    """This worker's pairs of the first ``limit`` (0 = all): every ``workers``-th, starting at ``rank``."""
+    return list(samples[:limit] if limit > 0 else samples)[rank::workers]
+
+
+def sums(predict: Predict, samples: Sequence[Sample]) -> Tuple[float, int]:
+    """(sum of per-pixel end-point errors, pixel count) of ``predict`` over ``samples``: what workers add up."""
     acc = FlowMetrics()
     for names, x, y, valid in pipeline.eval_batches(samples, batch=1):
         acc.update(names, [s.split("/")[0] for s in names], predict(x), y, valid)
-    return float(acc.result()["epe"])
+    return acc.total.err, acc.total.n
+
+
+def epe(err: float, pixels: float) -> Optional[float]:
+    """All-pixel EPE from summed errors and pixels (None when no pixel was scored)."""
+    return float(err / pixels) if pixels else None
 
 
 def fmt(v: Optional[float]) -> str:
@@ -55,6 +64,7 @@ class Validation:
         m.update({"step": step, "val_epe": val_epe, "train_split_epe": train_epe,
                   "val_split": "val" if val_epe is not None else None,
                   "best_by": "val_epe" if val_epe is not None else "train_split_epe"})
+        m["history"] = [h for h in m["history"] if h.get("step") != step]  # a rerun validating the same step again
         m["history"].append({"step": step, "val_epe": val_epe, "train_split_epe": train_epe})
         if key is not None and (m.get("best_epe") is None or key < m["best_epe"]):
             prefix = save_best(step)

@@ -1,6 +1,8 @@
 """``python -m pwcflow.train`` with 2 collective workers on 127.0.0.1: lock-step training, chief-only I/O."""
 
+import json
 import os
+import re
 import subprocess
 import sys
 
@@ -30,3 +32,39 @@ def test_two_workers_train_in_lock_step(tmp_path):
     assert (tmp_path / "outputs" / "w0" / "checkpoints" / "checkpoint").exists()
     assert not (tmp_path / "outputs" / "w1" / "checkpoints").exists()  # only the chief writes
     assert "done: 4 steps" in outs[0][0] and "done: 4 steps" in outs[1][0]
+
+
+@pytest.mark.slow
+def test_two_workers_share_each_validation(tmp_path):
+    """Each worker scores its half of the validation pairs at the same time, the sums are all-reduced: no worker
+    waits in a collective for longer than one validation, and the chief's val_epe is a 1-process eval's."""
+    workers = "[%s]" % ",".join("127.0.0.1:%d" % p for p in distribute.free_ports(2))
+    tiny = [a for a in TINY if not a.startswith(("dataset.val_size=", "train.val_pairs=", "train.train_eval_pairs="))]
+    args = tiny + ["dataset.val_size=48", "train.val_pairs=48", "train.train_eval_pairs=4", "train.iterations=4",
+                   "train.save_interval=3", "train.val_interval=2", "device.distribute.workers=%s" % workers]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    procs = [subprocess.Popen([sys.executable, "-m", "pwcflow.train"] + args +
+                              ["device.distribute.rank=%d" % r, "hydra.run.dir=outputs/w%d" % r],
+                              cwd=str(tmp_path), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              universal_newlines=True) for r in (0, 1)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-3000:]
+    line = re.compile(r"validation at step (\d+): (\d+) \+ (\d+) pairs scored here in ([\d.]+) s, then ([\d.]+) s in "
+                      r"the all-reduce")
+    found = [[m.groups() for m in line.finditer((tmp_path / "outputs" / ("w%d" % r) / "train.log").read_text())]
+             for r in (0, 1)]
+    assert [[g[:3] for g in f] for f in found] == [[("2", "24", "2"), ("4", "24", "2")]] * 2  # each its share
+    for v in range(2):  # every validation: a worker waits for the others' share at most, never a whole validation
+        scoring = [float(found[r][v][3]) for r in (0, 1)]
+        assert all(float(found[r][v][4]) < 0.5 * sum(scoring) for r in (0, 1)), found
+    metrics = json.loads((tmp_path / "outputs" / "w0" / "metrics.json").read_text())
+    assert not (tmp_path / "outputs" / "w1" / "metrics.json").exists()  # only the chief records
+    proc = subprocess.run([sys.executable, "-m", "pwcflow.eval", "ckpt=outputs/w0/checkpoints", "model=sm-6-2",
+                           "dataset=synthetic", "dataset.val_size=48", "dataset.size=[64,128]", "split=val",
+                           "out=eval"], cwd=str(tmp_path), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    single = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["step"] == 4 and single["pairs"] == 48
+    assert metrics["val_epe"] == pytest.approx(single["epe"], rel=1e-5)

@@ -11,7 +11,7 @@ from pwcflow.tf1 import tf
 @pytest.fixture
 def fake_npu_bridge(monkeypatch):
     """Modules named and shaped like npu_bridge's (signatures as in Ascend/tensorflow's tf_adapter), recording use."""
-    rec = SimpleNamespace(distributed=[], loss_scaled=[], broadcast=[], overflow_at=set())
+    rec = SimpleNamespace(distributed=[], loss_scaled=[], broadcast=[], allreduce=[], overflow_at=set())
 
     class NPUDistributedOptimizer:
         def __init__(self, optimizer, is_weight_update_sharding=False, name=None):
@@ -35,6 +35,11 @@ def fake_npu_bridge(monkeypatch):
         """hccl_ops.broadcast: a list in, a list out; here every value "received from rank 0" is 7."""
         rec.broadcast.append((list(tensor), root_rank))
         return [t * 0 + 7 for t in tensor]
+
+    def allreduce(tensor, reduction, fusion=1, fusion_id=-1, group="hccl_world_group"):
+        """hccl_ops.allreduce(tensor, reduction, fusion, fusion_id, group): one rank here, so the sum is the tensor."""
+        rec.allreduce.append((reduction, fusion, tensor.dtype))
+        return tensor * 1
 
     class ExponentialUpdateLossScaleManager:
         """npu_loss_scale_manager.py's shape: a loss-scale variable, halved on overflow, doubled when finite."""
@@ -88,7 +93,7 @@ def fake_npu_bridge(monkeypatch):
         "npu_bridge.estimator.npu.npu_loss_scale_manager": {
             "ExponentialUpdateLossScaleManager": ExponentialUpdateLossScaleManager},
         "npu_bridge.estimator.npu.npu_loss_scale_optimizer": {"NPULossScaleOptimizer": NPULossScaleOptimizer},
-        "npu_bridge.hccl": {}, "npu_bridge.hccl.hccl_ops": {"broadcast": broadcast},
+        "npu_bridge.hccl": {}, "npu_bridge.hccl.hccl_ops": {"broadcast": broadcast, "allreduce": allreduce},
     }
     for name, attrs in contents.items():
         module = ModuleType(name)
