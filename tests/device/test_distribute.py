@@ -225,6 +225,13 @@ def test_hccl_engine_wires_npu_bridge(monkeypatch, tmp_path, fake_npu_bridge):
         train_op, loss = engine.build_train_op(lambda: tf.reduce_sum(w * w), base, step)
     assert fake_npu_bridge.distributed[-1].inner is base  # gradients averaged by NPUDistributedOptimizer
     assert loss.op.type == "Sum"
+    with tf.Graph().as_default():  # validation's sums: one unfused float32 HCCL all-reduce, back in float64
+        sums = tf.placeholder(tf.float64, [4])
+        total = engine.sum_across(sums)
+        with tf.Session() as sess:
+            got = sess.run(total, {sums: [1.5, 2.0, 3.0, 4.0]})
+    assert fake_npu_bridge.allreduce == [("sum", 0, tf.float32)] and total.dtype == tf.float64
+    assert list(got) == [1.5, 2.0, 3.0, 4.0]  # one rank in the stand-in: the sum is the value itself
 
 
 def _worker_main(argv: List[str]) -> None:
