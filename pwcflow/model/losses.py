@@ -15,6 +15,16 @@ from pwcflow.tf1 import tf
 
 ALPHAS = (0.32, 0.08, 0.02, 0.01, 0.005)
 KINDS = LOSS_KINDS  # norm order, epsilon, q
+# Under the L2 norm's square root: tf.norm's gradient at a zero difference is 0/0 = NaN, which a pixel predicted
+# exactly reaches (more often in bf16, whose 8-bit mantissa rounds small differences to 0: a bf16 demo run
+# diverged at step 401). s + 1e-24 equals s in float32 for any s above ~1e-17, so losses are tfoptflow's bit for
+# bit there; at s = 0 the gradient is 0.
+NORM_EPS = 1e-24
+
+
+def l2_norm(diff: tf.Tensor) -> tf.Tensor:
+    """Per-pixel L2 norm over the last axis, with a finite gradient at zero (``NORM_EPS``)."""
+    return tf.sqrt(tf.reduce_sum(tf.square(diff), axis=-1) + NORM_EPS)
 
 
 def scaled_gt(gt: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
@@ -31,7 +41,7 @@ def pyramid_loss(gt: tf.Tensor, flows: Sequence[tf.Tensor], norm_order: int, eps
     for alpha, flow in zip(alphas, flows):
         flow = tf.cast(flow, tf.float32)
         diff = scaled_gt(gt, flow) - flow
-        norm = tf.norm(diff, ord=norm_order, axis=3) if norm_order == 2 else tf.reduce_sum(tf.abs(diff), axis=3)
+        norm = l2_norm(diff) if norm_order == 2 else tf.reduce_sum(tf.abs(diff), axis=3)
         if valid is not None:
             norm = norm * _subsample(valid, flow)
         level = tf.reduce_mean(tf.reduce_sum(norm, axis=(1, 2)))

@@ -92,3 +92,18 @@ def test_loss_gradients_and_one_step(variant, kind, source, ref_dir):
             np.testing.assert_allclose(v_after[i], npz[key], atol=1e-7, err_msg=name)
         checked += 1
     assert checked > 20
+
+
+def test_l2_loss_gradient_is_finite_where_the_prediction_is_exact():
+    """tf.norm's gradient at a zero difference is NaN; a bf16 demo run reached it at step 401 and diverged."""
+    with tf.Graph().as_default():
+        gt = tf.constant(np.random.RandomState(0).randn(1, 64, 64, 2).astype(np.float32))
+        flows = [tf.Variable(tf.zeros([1, 64 // 2 ** lvl, 64 // 2 ** lvl, 2])) for lvl in (6, 5, 4, 3, 2)]
+        exact = [f.assign(losses.scaled_gt(gt, f)) for f in flows]
+        total, _ = losses.pyramid_loss(gt, flows, *losses.KINDS["multiscale"])
+        grads = tf.gradients(total, flows)
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            sess.run(exact)
+            value, got = sess.run([total, grads])
+        assert value < 1e-10 and all(np.isfinite(g).all() and not g.any() for g in got)
