@@ -221,6 +221,18 @@ def _write_results(folder: str, summary: Dict, outcome: Outcome, prefix: str) ->
     report.write_html(os.path.join(folder, "index.html"), summary, sheet, outcome.pictures)
 
 
+def _needs(cfg: commands.EvalConfig, ds: DatasetSpec, split: str, samples: List[Sample]) -> Sequence[int]:
+    """About how many bytes the flow files and the rest of the run dir (pictures, contact sheet) will take,
+    sized from the first pair (raw pixels: a bound for the PNGs), so a disk short of it is refused up front."""
+    h, w = samples[0].load()[0].shape[:2]
+    n = len(samples)
+    write_flo = (split == "test") if cfg.flo is None else cfg.flo
+    per_flow = h * w * 6 if _flow_sub(ds, split) == "submission" else h * w * 8 + 12
+    pictures = min(n, cfg.pictures_max or n) * 2 * h * w * 3 if cfg.pictures else 0
+    thumb = report.THUMB_WIDTH * (report.THUMB_WIDTH * h // max(w, 1) + report.LABEL_HEIGHT) * 3
+    return (n * per_flow if write_flo else 0), pictures + min(n, cfg.sheet_pairs) * 4 * thumb + (64 << 10)
+
+
 @cli.entry("eval")
 def main(cfg: commands.EvalConfig) -> None:
     """Evaluate a checkpoint on a data set split (or export test-set flows)."""
@@ -230,9 +242,10 @@ def main(cfg: commands.EvalConfig) -> None:
     split = cfg.split or ds.eval_split
     if split not in ROLES:
         raise UserError("bad setting split=%s: must be one of %s" % (split, ", ".join(ROLES)))
-    run_dir = preflight.preflight_dir(_run_dir(cfg.out), "out")
-    flo_dir = preflight.preflight_dir(cfg.flo_dir, "flo_dir") if cfg.flo_dir else None
     samples = datasets.build(ds, split)
+    flo_need, run_need = _needs(cfg, ds, split, samples)
+    run_dir = preflight.preflight_dir(_run_dir(cfg.out), "out", need=run_need + (0 if cfg.flo_dir else flo_need))
+    flo_dir = preflight.preflight_dir(cfg.flo_dir, "flo_dir", need=flo_need) if cfg.flo_dir else None
     prefix = checkpoint.resolve(cache.localize(cfg.ckpt, cfg.storage, "checkpoint"))
     log.info("evaluating %s (%s) on %s split %s (%s): %d pairs", prefix, spec.name, ds.name, split, ROLES[split],
              len(samples))
