@@ -211,6 +211,9 @@ def _options(cfg: commands.EvalConfig, ds: DatasetSpec, split: str, stage: str, 
                    occlusions=submission.sintel_occlusions(ds.root) if ds.kind == "sintel" else None)
 
 
+RESULT_FILES = ("metrics.json", "metrics.md", "contact_sheet.png", "index.html")  # what _write_results writes
+
+
 def _write_results(folder: str, summary: Dict, outcome: Outcome, prefix: str) -> None:
     """metrics.json/.md, tb/, contact sheet and index.html into ``folder`` (the staging folder)."""
     checkpoint.write_json_atomic(os.path.join(folder, "metrics.json"), summary)
@@ -246,6 +249,7 @@ def main(cfg: commands.EvalConfig) -> None:
     flo_need, run_need = _needs(cfg, ds, split, samples)
     run_dir = preflight.preflight_dir(_run_dir(cfg.out), "out", need=run_need + (0 if cfg.flo_dir else flo_need))
     flo_dir = preflight.preflight_dir(cfg.flo_dir, "flo_dir", need=flo_need) if cfg.flo_dir else None
+    preflight.refuse_folders([os.path.join(run_dir, n) for n in RESULT_FILES], "out", run_dir)
     prefix = checkpoint.resolve(cache.localize(cfg.ckpt, cfg.storage, "checkpoint"))
     log.info("evaluating %s (%s) on %s split %s (%s): %d pairs", prefix, spec.name, ds.name, split, ROLES[split],
              len(samples))

@@ -7,8 +7,9 @@ tree exactly as it was: no run dir, no ``outputs/``, no temp.
 
 *Before the model is built* is shown two ways that fail if the order is wrong: the checkpoint is a sentinel
 (``.index`` and ``.data`` of garbage) whose first read ends the command with an error naming it, not the
-location; and the graph builder's log line (``sm-6-2 graph: ...``, pwcflow/model/pwcnet.py) must not appear.
-``test_sentinel_is_loud`` shows both signals do appear once the outputs are fine.
+location (or the folder standing in a file's place); and the graph builder's log line (``sm-6-2 graph: ...``,
+pwcflow/model/pwcnet.py) must not appear. ``test_sentinel_is_loud`` shows both signals do appear once the
+outputs are fine.
 
 The rest of the issue's cases live beside these (tests/commands/test_hostile_input.py, test_faults.py);
 ``CATALOGUE`` names the test of each, and ``test_catalogue_is_complete`` keeps the list honest. The count of
@@ -170,6 +171,8 @@ CATALOGUE: List[Tuple[str, str, str]] = [  # (case, module, test)
      "test_damaged_state_file_without_checkpoints_starts_fresh_and_says_so"),
     ("state file naming too little", HI, "test_state_file_naming_too_little_still_finds_intact_checkpoints"),
     ("every output location read-only / full / nearly full", HC, "test_output_location_is_checked_before_the_model"),
+    ("a folder where an output file goes (export file/sidecar, eval index.html, ...)", HC,
+     "test_a_folder_where_an_output_file_goes"),
     ("sequence video outside out", HI, "test_sequence_video_outside_out_is_checked_first"),
     ("leftover temps after kill -9 of predict", HI, "test_sequence_killed_mid_write_then_rerun_leaves_no_temp"),
     ("the probe's temp name matches the cleaner", HI, "test_probe_and_writers_share_the_cleaners_scheme"),
@@ -196,3 +199,30 @@ def test_catalogue_is_complete():
     """Each case of the issue's list names a test that exists (a renamed or dropped one fails here)."""
     for case, module, name in CATALOGUE:
         assert name in _tests_in(module), (case, module, name)
+
+
+STEM = "pwcnet_sm-6-2_1x64x64"
+BLOCKED: Dict[str, Tuple[str, str]] = {  # row -> (ROWS entry run on a writable folder, the file a folder blocks)
+    "export-file": ("export-out-existing", STEM + ".pb"),
+    "export-sidecar": ("export-out-existing", STEM + ".pb.json"),
+    "eval-index-html": ("eval-out", "res/index.html"),
+    "eval-contact-sheet": ("eval-out", "res/contact_sheet.png"),
+    "results-md": ("results-out", "rep/results.md"),
+    "predict-pair-out": ("predict-pair-out", "f.flo"),
+    "predict-sequence-flow": ("predict-sequence-out", "flow/f000.flo"),
+}
+
+
+@pytest.mark.parametrize("row", sorted(BLOCKED))
+def test_a_folder_where_an_output_file_goes(row, sentinel, tmp_path):
+    """An output file's place taken by a folder (a user's own, kept): refused naming it, before the model."""
+    base, blocked = BLOCKED[row]
+    m = tmp_path / "w"
+    (m / blocked / "keep").mkdir(parents=True)
+    args, _ = ROWS[base].argv(m, tmp_path, sentinel)
+    before = tree(tmp_path)
+    proc = run_module(ROWS[base].module, *args, cwd=tmp_path)
+    line = error_line(proc)
+    assert str(m / blocked) in line and "unexpected" not in line, line
+    assert GRAPH_LOG not in proc.stdout + proc.stderr and str(sentinel) not in line
+    assert tree(tmp_path) == before
