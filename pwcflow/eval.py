@@ -206,6 +206,9 @@ def _options(cfg: commands.EvalConfig, ds: DatasetSpec, split: str, stage: str, 
                    occlusions=submission.sintel_occlusions(ds.root) if ds.kind == "sintel" else None)
 
 
+RESULT_FILES = ("metrics.json", "metrics.md", "contact_sheet.png", "index.html")  # what _write_results writes
+
+
 def _write_results(folder: str, summary: Dict, outcome: Outcome, prefix: str) -> None:
     """metrics.json/.md, tb/, contact sheet and index.html into ``folder`` (the staging folder)."""
     atomic.atomic_write_json(os.path.join(folder, "metrics.json"), summary)
@@ -214,6 +217,18 @@ def _write_results(folder: str, summary: Dict, outcome: Outcome, prefix: str) ->
         log_tensorboard(os.path.join(folder, "tb"), summary, step_of(prefix))
     sheet = outcome.sheet.write(os.path.join(folder, "contact_sheet.png"))
     report.write_html(os.path.join(folder, "index.html"), summary, sheet, outcome.pictures)
+
+
+def _needs(cfg: commands.EvalConfig, ds: DatasetSpec, split: str, samples: List[Sample]) -> Sequence[int]:
+    """About how many bytes the flow files and the rest of the run dir (pictures, contact sheet) will take,
+    sized from the first pair (raw pixels: a bound for the PNGs), so a disk short of it is refused up front."""
+    h, w = samples[0].load()[0].shape[:2]
+    n = len(samples)
+    write_flo = (split == "test") if cfg.flo is None else cfg.flo
+    per_flow = h * w * 6 if _flow_sub(ds, split) == "submission" else h * w * 8 + 12
+    pictures = min(n, cfg.pictures_max or n) * 2 * h * w * 3 if cfg.pictures else 0
+    thumb = report.THUMB_WIDTH * (report.THUMB_WIDTH * h // max(w, 1) + report.LABEL_HEIGHT) * 3
+    return (n * per_flow if write_flo else 0), pictures + min(n, cfg.sheet_pairs) * 4 * thumb + (64 << 10)
 
 
 @cli.entry("eval")
@@ -225,9 +240,11 @@ def main(cfg: commands.EvalConfig) -> None:
     split = cfg.split or ds.eval_split
     if split not in ROLES:
         raise UserError("bad setting split=%s: must be one of %s" % (split, ", ".join(ROLES)))
-    run_dir = preflight.preflight_dir(cli.run_dir(cfg.out), "out")
-    flo_dir = preflight.preflight_dir(cfg.flo_dir, "flo_dir") if cfg.flo_dir else None
     samples = datasets.build(ds, split)
+    flo_need, run_need = _needs(cfg, ds, split, samples)
+    run_dir = preflight.preflight_dir(cli.run_dir(cfg.out), "out", need=run_need + (0 if cfg.flo_dir else flo_need))
+    flo_dir = preflight.preflight_dir(cfg.flo_dir, "flo_dir", need=flo_need) if cfg.flo_dir else None
+    preflight.refuse_folders([os.path.join(run_dir, n) for n in RESULT_FILES], "out", run_dir)
     predictor = open_predictor(spec, cfg.ckpt, cfg.device, cfg.storage)
     prefix = predictor.prefix
     log.info("evaluating %s (%s) on %s split %s (%s): %d pairs", prefix, spec.name, ds.name, split, ROLES[split],

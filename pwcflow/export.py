@@ -186,6 +186,8 @@ def main(cfg: commands.ExportConfig) -> None:
     atomic.remove_stale(out_dir)
     stem = "pwcnet_%s_%s" % (spec.name, "x".join("N" if d is None else str(d) for d in shape[:1] + shape[2:4]))
     path = os.path.join(out_dir, stem + ("_int8" if cfg.int8 else "") + formats.SUFFIX[fmt])
+    for target in ([] if fmt == "savedmodel" else [path]) + [formats.sidecar(path)]:  # the SavedModel folder: replaced
+        preflight.preflight_file(target, "out")  # a folder in a file's place: refused before the model
     predictor = build_portable(spec, prefix, shape, backend.session_config(cfg.device, training=False))
     try:
         check = _write_checked(cfg, fmt, predictor, path, shape)

@@ -70,13 +70,15 @@ def main(cfg: commands.PredictConfig) -> None:
 
         return sequence.run(cfg)
     cli.require(cfg, *(("img1", "img2", "out") if from_file else ("ckpt", "img1", "img2", "out")))
-    out = preflight.preflight_file(cfg.out, "out", exts=(".flo",))
-    pic = preflight.preflight_file(str(cfg.viz), "viz", exts=flowio.IMAGE_WRITE_EXTS) if cfg.viz else None
     img1, img2 = flowio.read_image(cfg.img1), flowio.read_image(cfg.img2)
     if img1.shape != img2.shape:
         raise UserError("images differ in size: %s is %dx%d, %s is %dx%d"
                         % (cfg.img1, img1.shape[1], img1.shape[0], cfg.img2, img2.shape[1], img2.shape[0]))
     h, w = img1.shape[:2]
+    # before the model: writable, with room for the .flo (and the picture, raw pixels as a bound)
+    out = preflight.preflight_file(cfg.out, "out", exts=(".flo",), need=h * w * 8 + 12)
+    pic = (preflight.preflight_file(str(cfg.viz), "viz", exts=flowio.IMAGE_WRITE_EXTS, need=h * w * 3)
+           if cfg.viz else None)
     size = scale.reduced_size(h, w, scale.check_max_side(cfg.max_side))
     small = scale.shrink(img1, size), scale.shrink(img2, size)
     flow = scale.restore_flow((_predict_file if from_file else _predict_ckpt)(cfg, *small), h, w)

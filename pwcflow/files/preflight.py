@@ -5,13 +5,14 @@
   extension is one the writer knows, and there is room for what is known to be needed. Both also remove
   what a killed earlier run left there (``atomic.remove_stale``: temps of writers that are gone; a folder's
   whole tree, a file's folder only). The probe itself is a temp of the one scheme (``.tmp-<pid>-probe``).
+- ``refuse_folders``: the files a command writes inside its output folder have no folder in their place.
 
 Writing itself (whole or not at all) is ``pwcflow.files.atomic``'s job.
 """
 
 import contextlib
 import os
-from typing import Optional, Sequence
+from typing import Iterable, Optional, Sequence
 
 from pwcflow.errors import UserError
 from pwcflow.files import atomic
@@ -90,3 +91,10 @@ def preflight_dir(path: str, key: str, need: int = 0) -> str:
     else:
         _check_parent(path, key, need)
     return path
+
+
+def refuse_folders(paths: Iterable[str], key: str, value: str) -> None:
+    """Refuse (one line naming it) a folder standing where one of the files ``paths`` will be written."""
+    for path in paths:
+        if os.path.isdir(path):
+            raise UserError("bad setting %s=%s: %s is a folder where a file is written" % (key, value, path))

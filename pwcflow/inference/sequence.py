@@ -232,6 +232,7 @@ def preflight_outputs(opts: Options, pairs: List[Pair], reader: frames.FrameRead
     h, w = reader.read(pairs[0].first).shape[:2] if pairs and todo else (0, 0)
     per_pair = (h * w * 8 + 12) * (2 if opts.bidirectional else 1) + (h * w * 3 if opts.viz else 0)
     opts.out = preflight.preflight_dir(opts.out, "out", need=todo * per_pair)
+    preflight.refuse_folders([f for p in pairs for f in outputs(opts, p.stem)], "out", opts.out)
     if opts.video and not opts.video.startswith(opts.out + os.sep):
         opts.video = preflight.preflight_file(opts.video, "video", exts=(".mp4",))
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import ROOT, error_line, random_checkpoint, run_module
-from support.faults import full_mount, kill_mid_write, ro_mount, temps  # noqa: F401 (fixtures)
+from support.faults import kill_mid_write, ro_mount, temps  # noqa: F401 (fixtures)
 
 from pwcflow import cli
 from pwcflow.data import flowio
@@ -112,15 +112,7 @@ def test_state_file_naming_too_little_still_finds_intact_checkpoints(state, tmp_
 # -- 2. every output location checked before the model is built ------------------------------------------
 
 
-@pytest.mark.parametrize("where", ["ro", "full"])
-def test_sequence_outputs_are_checked_first(where, ckpt, tmp_path, request):
-    frames = write_frames(tmp_path / "frames", 3)
-    out = request.getfixturevalue(where + "_mount") / "flow"
-    proc = run_module("pwcflow.predict", "model=sm-6-2", "ckpt=%s" % ckpt, "input=%s" % frames, "out=%s" % out,
-                      "progress=false", cwd=tmp_path)
-    line = refused(proc, out)
-    assert "unexpected" not in line and "restored" not in proc.stdout + proc.stderr
-    assert not out.exists() and not (tmp_path / "outputs").exists()  # no folder of its own left
+# read-only / full / nearly full sequence outputs (and every other command's): test_hostile_catalogue.py
 
 
 def test_sequence_video_outside_out_is_checked_first(ckpt, tmp_path, request):
@@ -295,7 +287,7 @@ def test_storage_obs_warning_only_without_remote_paths(capsys):
 # -- 8. outputs honour the umask ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o027, 0o640)])
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o027, 0o640), (0o077, 0o600)])
 def test_predicted_files_honour_the_umask(umask, mode, ckpt, tmp_path):
     frames = write_frames(tmp_path / "frames", 2)
     out, pic = tmp_path / "f.flo", tmp_path / "f.png"
