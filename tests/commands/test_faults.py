@@ -22,7 +22,7 @@ from support.faults import fill, mount_tmpfs, temps
 
 from pwcflow.data import flowio
 from pwcflow.errors import UserError
-from pwcflow.files import atomic, preflight
+from pwcflow.files import atomic
 from pwcflow.tf1 import IS_TF1
 
 TINY_TRAIN = ["model=sm-6-2", "dataset.train_size=8", "dataset.val_size=2", "dataset.size=[64,128]",
@@ -77,82 +77,6 @@ def refused(proc, *needles) -> str:
 
 
 # -- the helpers themselves (no CLI) ---------------------------------------------------------------------
-
-
-def test_atomic_files_all_or_nothing(tmp_path):
-    (tmp_path / "a.txt").write_text("old a")
-
-    def boom(tmp):
-        raise OSError(28, "No space left on device", tmp)
-
-    with pytest.raises(UserError, match="No space left on device"):
-        atomic.atomic_files([(str(tmp_path / "a.txt"), lambda t: Path(t).write_text("new a")),
-                              (str(tmp_path / "b.txt"), boom)])
-    assert (tmp_path / "a.txt").read_text() == "old a" and not (tmp_path / "b.txt").exists()
-    assert not temps(tmp_path)
-    atomic.atomic_write_json(str(tmp_path / "c.json"), {"x": 1})
-    assert json.loads((tmp_path / "c.json").read_text()) == {"x": 1} and not temps(tmp_path)
-
-
-def test_atomic_dir_new_merge_and_failure(tmp_path):
-    res = tmp_path / "res"
-    with atomic.atomic_dir(str(res), last="metrics.json") as stage:
-        Path(stage, "metrics.json").write_text("1")
-        assert not res.exists()
-    assert (res / "metrics.json").read_text() == "1"
-    (res / "keep.txt").write_text("keep")
-    with pytest.raises(UserError, match=str(res)):
-        with atomic.atomic_dir(str(res), last="metrics.json") as stage:
-            Path(stage, "metrics.json").write_text("2")
-            raise OSError(28, "No space left on device", os.path.join(stage, "sheet.png"))
-    assert (res / "metrics.json").read_text() == "1" and (res / "keep.txt").exists()
-    with atomic.atomic_dir(str(res), last="metrics.json") as stage:
-        Path(stage, "metrics.json").write_text("3")
-        Path(stage, "pictures").mkdir()
-    assert (res / "metrics.json").read_text() == "3" and (res / "keep.txt").exists() and (res / "pictures").is_dir()
-    assert not temps(tmp_path)
-
-
-def test_remove_stale_only_removes_dead_processes(tmp_path):
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    (tmp_path / (".tmp-%d-x" % dead.pid)).mkdir()
-    (tmp_path / (".tmp-%d-y" % os.getpid())).write_text("mine, still running")
-    atomic.remove_stale(str(tmp_path))
-    assert [p.name for p in tmp_path.iterdir()] == [".tmp-%d-y" % os.getpid()]
-    atomic.remove_stale(str(tmp_path), owned=True)  # a folder only this run writes: every temp goes
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_every_temp_name_carries_the_writer_pid(tmp_path):
-    """One scheme: atomic_file, atomic_files, atomic_dir and temp_dir all stage under .tmp-<pid>-."""
-    seen = []
-    with atomic.atomic_file(str(tmp_path / "a.png"), suffix=".png") as tmp:
-        seen.append(os.path.basename(tmp))
-        Path(tmp).write_text("a")
-    atomic.atomic_files([(str(tmp_path / "b.txt"), lambda t: seen.append(os.path.basename(t)))])
-    with atomic.atomic_dir(str(tmp_path / "c")) as stage:
-        seen.append(os.path.basename(stage))
-    seen.append(os.path.basename(atomic.temp_dir(str(tmp_path))))
-    tag = ".tmp-%d-" % os.getpid()
-    assert len(seen) == 4 and all(name.startswith(tag) for name in seen), seen
-    assert seen[0].endswith(".png") and seen[1] == tag + "b.txt" and seen[2] == tag + "c"
-
-
-def test_preflight_refuses_early(tmp_path):
-    (tmp_path / "f").write_text("x")
-    with pytest.raises(UserError, match="is a folder"):
-        preflight.preflight_file(str(tmp_path), "out")
-    with pytest.raises(UserError, match="must end with .flo"):
-        preflight.preflight_file(str(tmp_path / "a.png"), "out", exts=(".flo",))
-    with pytest.raises(UserError, match="is a file"):
-        preflight.preflight_dir(str(tmp_path / "f"), "out")
-    with pytest.raises(UserError, match="is a file, not a folder"):
-        preflight.preflight_file(str(tmp_path / "f" / "g.flo"), "out")
-    with pytest.raises(UserError, match="not enough space"):
-        preflight.preflight_dir(str(tmp_path / "new"), "out", need=1 << 60)
-    assert preflight.preflight_dir(str(tmp_path / "new" / "deeper"), "out").endswith("deeper")
-    assert not (tmp_path / "new").exists() and not temps(tmp_path)
 
 
 def test_number_names_the_key():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pwcflow.errors import UserError
-from pwcflow.files import atomic, checkpoint
+from pwcflow.files import checkpoint
 from pwcflow.tf1 import tf
 
 
@@ -85,35 +85,6 @@ def test_latest_intact_falls_back_with_warning(tmp_path, caplog):
         assert checkpoint.latest_intact(str(tmp_path)) == prefixes[1]
     assert "pwcnet.ckpt-30" in caplog.text and "damaged" in caplog.text
     assert checkpoint.latest_intact(str(tmp_path / "none")) is None
-
-
-def test_atomic_writers(tmp_path):
-    path = str(tmp_path / "sub" / "x.json")
-    atomic.atomic_write_json(path, {"b": 1, "a": [1, 2]})
-    assert atomic.read_json(path) == {"a": [1, 2], "b": 1}
-    with pytest.raises(RuntimeError):
-        with atomic.atomic_file(path) as tmp:
-            open(tmp, "w").write("half")
-            raise RuntimeError("killed")
-    assert atomic.read_json(path) == {"a": [1, 2], "b": 1}  # the old content survives
-    assert not [f for f in os.listdir(str(tmp_path / "sub")) if f.startswith(".tmp-")]
-
-
-def test_atomic_dir_replaces_whole_folder(tmp_path):
-    final = tmp_path / "model"
-    with atomic.atomic_dir(str(final), replace=True) as tmp:
-        open(os.path.join(tmp, "one"), "w").write("1")
-    with pytest.raises(ValueError):
-        with atomic.atomic_dir(str(final), replace=True) as tmp:
-            open(os.path.join(tmp, "two"), "w").write("2")
-            raise ValueError("stop")
-    assert sorted(os.listdir(str(final))) == ["one"]
-    with atomic.atomic_dir(str(final), replace=True) as tmp:
-        open(os.path.join(tmp, "two"), "w").write("2")
-    assert sorted(os.listdir(str(final))) == ["two"]
-    (tmp_path / ".tmp-stale").mkdir()
-    atomic.remove_stale(str(tmp_path), owned=True)
-    assert sorted(os.listdir(str(tmp_path))) == ["model"]
 
 
 def test_resume_policy_skips_a_damaged_newest_checkpoint(tmp_path, caplog):
