@@ -2,6 +2,7 @@
 pictures, save, validate, SIGTERM/Ctrl-C."""
 
 import dataclasses
+import functools
 import logging
 import os
 import signal
@@ -24,8 +25,7 @@ from pwcflow.storage import cache, obs, runsync
 from pwcflow.tf1 import tf
 from pwcflow.training.graph import TrainGraph
 from pwcflow.training.resume import CheckpointPolicy
-from pwcflow.training.validation import Validation, epe, sums
-from pwcflow.training.validation import share as val_share
+from pwcflow.training.validation import Validation, score_shared, sums
 
 log = logging.getLogger("pwcflow.train")
 
@@ -98,6 +98,29 @@ def pictures(g: TrainGraph, plan: Plan, step: int, board: Board) -> None:
                 viz.side_by_side([rgb, viz.flow_to_color(flow[0], scale), viz.flow_to_color(y[0], scale)]))
 
 
+def predict_val(g: TrainGraph, multiple: int, x: np.ndarray) -> np.ndarray:
+    """Flows for ``x`` through the validation tower (the same pad-predict-crop path as eval)."""
+    return predict_padded(g.sess, g.x_val, [g.flow_val], x, multiple)[0]
+
+
+def warm_up(g: TrainGraph, plan: Plan, engine) -> None:
+    """Several workers: run the validation graph and its all-reduce once before step 1, so that the first
+    validation includes no graph compilation on any one worker (and the collective is set up)."""
+    if engine.num_workers < 2:
+        return
+    sample = (plan.val or plan.train)[:1]
+    if sample:
+        sums(functools.partial(predict_val, g, plan.cfg.model.multiple), sample)
+    g.sess.run(g.val_totals, {g.val_sums: np.zeros(4)})
+
+
+def diverged(policy: CheckpointPolicy, loss: float, step: int) -> UserError:
+    """The loss of ``step`` came from the weights of ``step - 1``: drop checkpoints from then on."""
+    kept = policy.discard_after(step - 2)
+    return UserError("loss became %s at step %d: stopped; last good checkpoint: %s"
+                     % (loss, step, kept or "none (lower the learning rate or check the data)"))
+
+
 class Trainer:
     """One training run: graph, session and loop; validation and checkpoint policy are their own units."""
 
@@ -131,36 +154,19 @@ class Trainer:
         """Atomic checkpoint of everything (chief only), mirrored when a run mirror is set."""
         return self.policy.save(self.g.sess, self.g.saver, step)
 
-    def _predict(self, x: np.ndarray) -> np.ndarray:
-        return predict_padded(self.g.sess, self.g.x_val, [self.g.flow_val], x, self.spec.multiple)[0]
-
     def validate(self, step: int, board: Board) -> None:
         """Score the held-out split and a slice of the training split on every worker (each its 1/N of the
         pairs, the sums added up in one all-reduce); the chief updates metrics.json and the best checkpoint."""
-        t, e = self.cfg.train, self.engine
-        t0 = time.time()
-        val = val_share(self.plan.val, t.val_pairs, e.rank, e.num_workers)
-        train = val_share(self.plan.train, t.train_eval_pairs, e.rank, e.num_workers)
-        local = np.array(sums(self._predict, val) + sums(self._predict, train), np.float64)
-        t1 = time.time()
-        totals = self.g.sess.run(self.g.val_totals, {self.g.val_sums: local})
-        log.info("validation at step %d: %d + %d pairs scored here in %.2f s, then %.2f s in the all-reduce",
-                 step, len(val), len(train), t1 - t0, time.time() - t1)
+        t, e, g = self.cfg.train, self.engine, self.g
+        val_epe, train_epe, line = score_shared(
+            functools.partial(predict_val, g, self.spec.multiple), self.plan.val, self.plan.train,
+            (t.val_pairs, t.train_eval_pairs), e.rank, e.num_workers,
+            lambda sums: g.sess.run(g.val_totals, {g.val_sums: sums}))
+        log.info("validation at step %d: %s", step, line)
         self._validated = step
         if e.is_chief:
-            self.validation.record(step, epe(totals[0], totals[1]), epe(totals[2], totals[3]),
-                                   lambda s: self.policy.save_best(self.g.sess, self.g.best_saver, s))
+            self.validation.record(step, val_epe, train_epe, lambda s: self.policy.save_best(g.sess, g.best_saver, s))
             board.scalars(step, dict(self.validation.scores()))
-
-    def _warm_up(self) -> None:
-        """Several workers: run the validation graph and its all-reduce once before step 1, so that the first
-        validation includes no graph compilation on any one worker (and the collective is set up)."""
-        if self.engine.num_workers < 2:
-            return
-        sample = (self.plan.val or self.plan.train)[:1]
-        if sample:
-            sums(self._predict, sample)
-        self.g.sess.run(self.g.val_totals, {self.g.val_sums: np.zeros(4)})
 
     # -- loop --------------------------------------------------------------------------------------
     def run(self) -> None:
@@ -171,7 +177,7 @@ class Trainer:
         try:
             self.restore(latest)
             self.engine.after_restore(self.g.sess)  # ranks agree on weights, step, slots and loss scale
-            self._warm_up()
+            warm_up(self.g, self.plan, self.engine)
             self._loop()
         finally:  # close the session (and the input pipeline's threads) on every exit path
             self.g.sess.close()
@@ -221,7 +227,7 @@ class Trainer:
                 raise
             raise user
         if not np.isfinite(out[1]):
-            raise self._diverged(out[1], step + 1)
+            raise diverged(self.policy, out[1], step + 1)
         return step + 1, out
 
     def _finish(self, step: int, saved: int, board: Board) -> None:
@@ -234,18 +240,11 @@ class Trainer:
                       % (step, prefix), file=sys.stderr)
                 sys.exit(130)
         # every worker decides alike (several workers: from this process only; one: metrics.json may say done)
-        done = self._validated == step or (self.engine.num_workers == 1 and self.validation.metrics.get("step") == step)
-        if not done:
+        if self._validated != step and (self.engine.num_workers > 1 or self.validation.metrics.get("step") != step):
             self.validate(step, board)
         board.close()
         self.policy.push()
         print(self.validation.summary(step, self.run_dir))
-
-    def _diverged(self, loss: float, step: int) -> UserError:
-        """The loss of ``step`` came from the weights of ``step - 1``: drop checkpoints from then on."""
-        kept = self.policy.discard_after(step - 2)
-        return UserError("loss became %s at step %d: stopped; last good checkpoint: %s"
-                         % (loss, step, kept or "none (lower the learning rate or check the data)"))
 
     def _on_sigterm(self, signum, frame) -> None:
         self._stop = True

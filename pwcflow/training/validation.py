@@ -39,6 +39,21 @@ def epe(err: float, pixels: float) -> Optional[float]:
     return float(err / pixels) if pixels else None
 
 
+def score_shared(predict: Predict, val: Sequence[Sample], train: Sequence[Sample], limits: Tuple[int, int],
+                 rank: int, workers: int, add_up: Callable[[np.ndarray], np.ndarray]
+                 ) -> Tuple[Optional[float], Optional[float], str]:
+    """(held-out EPE, training-split EPE, a log line) scored by ``workers`` processes together: this one scores its
+    ``share`` of each (``limits``: the pair counts), ``add_up`` (the engine's all-reduce) adds the workers' sums."""
+    t0 = time.time()
+    mine = share(val, limits[0], rank, workers), share(train, limits[1], rank, workers)
+    totals = np.array(sums(predict, mine[0]) + sums(predict, mine[1]), np.float64)
+    t1 = time.time()
+    totals = add_up(totals)
+    line = "%d + %d pairs scored here in %.2f s, then %.2f s in the all-reduce" % (
+        len(mine[0]), len(mine[1]), t1 - t0, time.time() - t1)
+    return epe(totals[0], totals[1]), epe(totals[2], totals[3]), line
+
+
 def fmt(v: Optional[float]) -> str:
     """A score for a log line."""
     return "n/a" if v is None else "%.3f" % v
