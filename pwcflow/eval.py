@@ -60,7 +60,7 @@ class Options:
     sheet_pairs: int = 8  # rows in the contact sheet
     max_flow: Optional[float] = None  # colour-wheel scale (px); None = per pair
     progress: bool = True
-    flow_format: str = "flo"  # "flo" (<name>.flo) or "kitti" (<name>.png, KITTI 16-bit)
+    flow_format: str = "flo"  # a flowio.FLOW_FORMATS key: "flo" (<name>.flo) or "png16" (<name>.png, KITTI 16-bit)
     occlusions: Optional[Callable[[str], Optional[np.ndarray]]] = None  # name -> occluded mask (Sintel)
     max_side: Optional[int] = None  # also predict at a reduced size: Outcome.reduced, beside the full-size metrics
     overlap: bool = True  # metrics, files and pictures on a writer thread beside the forward (False: inline)
@@ -146,8 +146,8 @@ def evaluate(predictor: FlowPredictor, samples: Sequence[Sample], opts: Options,
 
 def _write_flow(opts: Options, name: str, flow: np.ndarray) -> None:
     """``<flo_dir>/<name>.flo``, or ``<name>.png`` in KITTI's 16-bit encoding."""
-    fmt = "png16" if opts.flow_format == "kitti" else "flo"
-    flowio.write_flow(os.path.join(opts.flo_dir, name + flowio.FLOW_FORMATS[fmt]), flow, fmt)
+    path = os.path.join(opts.flo_dir, name + flowio.FLOW_FORMATS[opts.flow_format])
+    flowio.write_flow(path, flow, opts.flow_format)
 
 
 def _write_pictures(folder: str, name: str, pics: List[np.ndarray]) -> List[str]:
@@ -201,7 +201,7 @@ def _options(cfg: commands.EvalConfig, ds: DatasetSpec, split: str, stage: str, 
                    flo_dir=(flo_dir or os.path.join(stage, _flow_sub(ds, split))) if write_flo else None,
                    pictures_dir=os.path.join(stage, "pictures") if cfg.pictures else None,
                    pictures_max=cfg.pictures_max, sheet_pairs=cfg.sheet_pairs,
-                   max_flow=cfg.max_flow, progress=cfg.progress, flow_format="kitti" if kitti_test else "flo",
+                   max_flow=cfg.max_flow, progress=cfg.progress, flow_format="png16" if kitti_test else "flo",
                    max_side=scale.check_max_side(cfg.max_side),
                    occlusions=submission.sintel_occlusions(ds.root) if ds.kind == "sintel" else None)
 

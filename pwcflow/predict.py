@@ -42,7 +42,7 @@ def _predict_file(cfg: commands.PredictConfig, img1: np.ndarray, img2: np.ndarra
 def _live(cfg: commands.PredictConfig) -> None:
     """Live input through ``pwcflow.load`` (a checkpoint, a name or an exported model, at ``max_side``)."""
     from pwcflow.deploy import api
-    from pwcflow.inference import live, sequence
+    from pwcflow.inference import live
 
     if not (cfg.ckpt or cfg.model_file):
         cli.require(cfg, "ckpt")
@@ -50,7 +50,7 @@ def _live(cfg: commands.PredictConfig) -> None:
                             window=cfg.live.window, max_frames=cfg.live.max_frames, max_flow=cfg.max_flow)
     with api.load(cfg.model_file or cfg.ckpt, model=cfg.model, device=cfg.device, storage=cfg.storage,
                   max_side=cfg.max_side) as m:
-        live.run(cfg.input, m, opts, sequence.write_flow, sequence.FORMATS[cfg.format])
+        live.run(cfg.input, m, opts, flowio.write_flow, flowio.FLOW_FORMATS[cfg.format])
 
 
 @cli.entry("predict")

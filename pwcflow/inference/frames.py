@@ -22,7 +22,6 @@ import numpy as np
 from pwcflow.data import flowio
 from pwcflow.errors import UserError
 
-IMAGE_EXTS = flowio.IMAGE_READ_EXTS
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 Ref = Union[str, int]  # an image path, or a frame index of the video
 _CAMERA_RE = re.compile(r"^camera:(\d+)$")
@@ -98,7 +97,7 @@ def _unique(pairs: List[Pair], what: str) -> List[Pair]:
 
 
 def _images(paths: List[str]) -> List[str]:
-    return sorted((p for p in paths if os.path.isfile(p) and os.path.splitext(p)[1].lower() in IMAGE_EXTS),
+    return sorted((p for p in paths if os.path.isfile(p) and os.path.splitext(p)[1].lower() in flowio.IMAGE_READ_EXTS),
                   key=natural_key)
 
 

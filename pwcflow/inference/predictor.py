@@ -32,6 +32,7 @@ class FlowPredictor:
         """``input_shape`` fixes the ``x_tnsr`` placeholder's shape (default [None, 2, None, None, 3]);
         ``finalize=False`` leaves the graph open for more ops (used by ``pwcflow.export``)."""
         self.spec = spec
+        self.prefix = None if ckpt is None else checkpoint.resolve(ckpt)  # the checkpoint restored (None: random)
         self.graph = tf.Graph()
         with self.graph.as_default():
             if seed is not None:
@@ -45,7 +46,7 @@ class FlowPredictor:
             if ckpt is None:
                 self.sess.run(tf.variables_initializer(self.variables))
             else:
-                checkpoint.restore(self.sess, checkpoint.resolve(ckpt), self.variables, spec.name)
+                checkpoint.restore(self.sess, self.prefix, self.variables, spec.name)
         if finalize:
             self.graph.finalize()
 
@@ -85,10 +86,8 @@ def locate_checkpoint(ckpt: str, device, storage, spec: Optional[ModelSpec] = No
 def open_predictor(spec: ModelSpec, ckpt: str, device, storage,
                    fits: Optional[Tuple[int, int]] = None) -> FlowPredictor:
     """Every command's predictor: ``locate_checkpoint``, then the restored graph in a session configured for
-    ``device``; ``.prefix`` is the checkpoint it restored."""
+    ``device`` (its ``.prefix`` is the checkpoint it restored)."""
     from pwcflow.device import backend
 
     prefix = locate_checkpoint(ckpt, device, storage, spec, fits)
-    predictor = FlowPredictor(spec, prefix, backend.session_config(device, training=False))
-    predictor.prefix = prefix
-    return predictor
+    return FlowPredictor(spec, prefix, backend.session_config(device, training=False))

@@ -37,8 +37,6 @@ from pwcflow.inference.predictor import FlowPredictor, open_predictor, to_input
 
 log = logging.getLogger("pwcflow.predict")
 
-FORMATS = flowio.FLOW_FORMATS
-
 
 @dataclass
 class Options:
@@ -60,7 +58,7 @@ class Options:
 
 def flow_path(opts: Options, stem: str, sub: str = "") -> str:
     """``<out>[/<sub>]/<stem>.<format ext>``."""
-    return os.path.join(opts.out, sub, stem + FORMATS[opts.fmt])
+    return os.path.join(opts.out, sub, stem + flowio.FLOW_FORMATS[opts.fmt])
 
 
 def outputs(opts: Options, stem: str) -> List[str]:
