@@ -1,17 +1,23 @@
 """``device.precision=bf16`` against fp32 on this CPU: forward speed, and what it does to the flows.
 
-    python benchmarks/bench_bf16.py [--models lg-6-2 sm-6-2] [--rounds 3]
+    python benchmarks/bench_bf16.py [--models lg-6-2 sm-6-2] [--rounds 3] [--keep PATTERN ...] [--json NAME]
 
-Speed: lg/sm forward on a Sintel-size pair padded to 448x1024, batch 1, fp32 and bf16 sessions of the same
-graph in interleaved rounds (ratio = median over rounds of fp32 time / bf16 time). Accuracy: the flows of the
-tfoptflow reference pairs (``shared/tfoptflow-ref``: its checkpoint, pair a 436x1024 and pair b 120x200, true
-flow u=3, v=2) and the EPE of ``pwcflow.eval.evaluate`` on a generated Sintel-layout fixture (the tests'
-``layouts.make_sintel``), fp32 and bf16: max |bf16 - fp32| (px) and the EPE change. Refused with one ``error:``
-line on a CPU without bfloat16 units or a TensorFlow without oneDNN.
+Three graphs of each model: fp32, ``bf16`` (the default ``device.bf16_fp32_layers`` keep-list, or ``--keep``)
+and ``bf16-all`` (every layer in bfloat16, keep-list []). Speed: forward on a Sintel-size pair padded to
+448x1024, batch 1, interleaved rounds, beside the same process's float32 and bfloat16 matmul peaks (4096^3).
+Kernels: ``ONEDNN_VERBOSE=1`` on one warm forward of each graph (a child process each): oneDNN primitives run,
+by kind (convolution, matmul, reorder = layout conversion, ...), and their summed milliseconds. Accuracy: the
+flows of the tfoptflow reference pairs (``shared/tfoptflow-ref``: its checkpoint, pair a 436x1024 and pair b
+120x200, true flow u=3, v=2) and the EPE of ``pwcflow.eval.evaluate`` on a generated Sintel-layout fixture
+(the tests' ``layouts.make_sintel``): max |bf16 - fp32| (px) and the EPE change (target <= 0.01 px). Refused
+with one ``error:`` line on a CPU without bfloat16 units or a TensorFlow without oneDNN.
 """
 
 import argparse
+import collections
+import json
 import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -22,13 +28,53 @@ import numpy as np
 REF = Path(os.environ.get("PWCFLOW_TFOPTFLOW_REF", common.ROOT.parent / "shared" / "tfoptflow-ref"))
 
 
-def predictors(model: str, ckpt: str, shape=None):
-    """fp32 and bf16 ``FlowPredictor`` of ``model`` (default formulation) restored from ``ckpt``."""
+def variants(keep) -> dict:
+    """Graph name -> float32 keep-list (None: the fp32 graph)."""
+    return {"fp32": None, "bf16": tuple(keep), "bf16-all": ()}
+
+
+def predictors(model: str, ckpt: str, keep, shape=None):
+    """The ``variants`` of ``model`` (default formulation) as ``FlowPredictor``s restored from ``ckpt``."""
     from pwcflow.inference.predictor import FlowPredictor
 
     spec = common.variant_spec(model, "auto")
-    return {p: FlowPredictor(spec, ckpt, common.session_config(precision=p), input_shape=shape)
-            for p in ("fp32", "bf16")}
+    return {p: FlowPredictor(spec, ckpt, common.session_config(), input_shape=shape, bf16_fp32=k)
+            for p, k in variants(keep).items()}
+
+
+def onednn_kernels(model: str, keep) -> dict:
+    """Per graph: oneDNN primitives executed in one warm forward (ONEDNN_VERBOSE=1 in a child), by kind."""
+    out = {}
+    for name, k in variants(keep).items():
+        env = dict(os.environ, ONEDNN_VERBOSE="1")
+        cmd = [sys.executable, __file__, "--kernels-child", model, json.dumps(k)]
+        text = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              universal_newlines=True, check=True).stdout
+        counts, ms = collections.Counter(), collections.Counter()
+        for line in text.split("=====warm=====", 1)[-1].splitlines():
+            f = line.split(",")
+            if line.startswith("onednn_verbose") and len(f) > 6 and f[2:5] == ["primitive", "exec", "cpu"]:
+                kind = f[5]  # onednn_verbose,v1,primitive,exec,cpu,<kind>,<impl>,...,<ms>
+                counts[kind] += 1
+                ms[kind] += float(f[-1])
+        out[name] = {kind: {"count": counts[kind], "ms": round(ms[kind], 2)} for kind in sorted(counts)}
+    return out
+
+
+def kernels_child(model: str, keep_json: str) -> None:
+    """One cold then one warm forward of ``model`` (random weights) built with ``keep_json``; marks the warm one."""
+    import bench_forward
+
+    from pwcflow.inference.predictor import FlowPredictor
+
+    keep = json.loads(keep_json)
+    p = FlowPredictor(common.variant_spec(model, "auto"), None, common.session_config(), seed=0,
+                      bf16_fp32=None if keep is None else tuple(keep))
+    x = bench_forward.inputs(1)
+    p.sess.run(p.flow, {p.x: x})
+    print("=====warm=====", flush=True)
+    p.sess.run(p.flow, {p.x: x})
+    sys.stdout.flush()
 
 
 def epe(flow: np.ndarray, gt: np.ndarray) -> float:
@@ -36,8 +82,15 @@ def epe(flow: np.ndarray, gt: np.ndarray) -> float:
     return float(np.sqrt(((flow - gt) ** 2).sum(-1)).mean())
 
 
+def accuracy_rows(model: str, data: str, flows: dict, epes: dict, extra=None) -> list:
+    """One row per bf16 graph: max |bf16 - fp32| px on ``flows`` and the EPE change of ``epes``."""
+    return [dict({"model": model, "data": data, "graph": g, "max_px": float(np.abs(flows[g] - flows["fp32"]).max()),
+                  "epe_fp32": float(epes["fp32"]), "epe_bf16": float(epes[g])}, **(extra or {}))
+            for g in flows if g != "fp32"]
+
+
 def reference_pairs(model: str, preds) -> list:
-    """Max |bf16 - fp32| and EPE (vs the true u=3, v=2) of both on the reference pairs a and b."""
+    """Max |bf16 - fp32| and EPE (vs the true u=3, v=2) on the tfoptflow reference pairs a and b."""
     from pwcflow.data import flowio
 
     rows = []
@@ -46,15 +99,14 @@ def reference_pairs(model: str, preds) -> list:
         flows = {p: pr.predict(*imgs) for p, pr in preds.items()}
         gt = np.broadcast_to(np.array([3.0, 2.0], np.float32), flows["fp32"].shape)
         tfo = np.load(str(REF / model[:2] / ("pair_%s_flow.npy" % pair)))
-        rows.append({"model": model, "data": "tfoptflow ref pair %s %dx%d" % ((pair,) + imgs[0].shape[:2]),
-                     "max_px": float(np.abs(flows["bf16"] - flows["fp32"]).max()),
-                     "epe_fp32": epe(flows["fp32"], gt), "epe_bf16": epe(flows["bf16"], gt),
-                     "fp32_vs_tfoptflow_px": float(np.abs(flows["fp32"] - tfo).max())})
+        rows += accuracy_rows(model, "tfoptflow ref pair %s %dx%d" % ((pair,) + imgs[0].shape[:2]), flows,
+                              {p: epe(f, gt) for p, f in flows.items()},
+                              {"fp32_vs_tfoptflow_px": float(np.abs(flows["fp32"] - tfo).max())})
     return rows
 
 
-def eval_fixture(model: str, preds, folder: str) -> dict:
-    """All-pixel EPE of ``pwcflow.eval.evaluate`` on a generated Sintel-layout fixture, fp32 and bf16."""
+def eval_fixture(model: str, preds, folder: str) -> list:
+    """All-pixel EPE of ``pwcflow.eval.evaluate`` on a generated Sintel-layout fixture (the target's data)."""
     import layouts
 
     from pwcflow.data.datasets import DatasetSpec, build
@@ -66,63 +118,77 @@ def eval_fixture(model: str, preds, folder: str) -> dict:
     opts = Options(batch=1, workers=1, sheet_pairs=0, progress=False)
     got = {p: evaluate(pr, samples, opts, passes=("clean",)).metrics.total.mean() for p, pr in preds.items()}
     flows = {p: pr.predict(*samples[0].load()[:2]) for p, pr in preds.items()}
-    return {"model": model, "data": "eval fixture (%d Sintel-layout pairs, 218x512)" % len(samples),
-            "max_px": float(np.abs(flows["bf16"] - flows["fp32"]).max()), "epe_fp32": float(got["fp32"]),
-            "epe_bf16": float(got["bf16"]), "fp32_vs_tfoptflow_px": None}
+    return accuracy_rows(model, "eval fixture (%d Sintel-layout pairs, 218x512)" % len(samples), flows, got)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=["lg-6-2", "sm-6-2"], choices=["lg-6-2", "sm-6-2"])
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--keep", nargs="*", help="float32 keep-list of the bf16 graph (default: "
+                    "device.bf16_fp32_layers of conf/device/cpu.yaml)")
     ap.add_argument("--json", help="also record the run (common.record_run) at this path, e.g. bf16_xeon")
+    ap.add_argument("--kernels-child", nargs=2, metavar=("MODEL", "KEEP_JSON"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.kernels_child:
+        return kernels_child(*args.kernels_child)
     load_before = common.load1()
 
-    from pwcflow.config.compose import compose_group
     from pwcflow.device import precision
     from pwcflow.errors import UserError
 
     try:
-        precision.check(compose_group("device", "cpu", {"precision": "bf16"}))
+        dev = common.device_group(precision="bf16")
+        keep = tuple(args.keep) if args.keep is not None else precision.fp32_layers(dev)
     except UserError as e:
         print("error: %s" % e, file=sys.stderr)
         sys.exit(1)
     import bench_forward
 
-    info = {"machine": common.machine(), "bf16_unit": precision.bf16_unit(),
-            "peak_before": common.matmul_peak(common.session_config())}
-    speed, accuracy, times = [], [], {}
+    cfg = common.session_config()
+    info = {"machine": common.machine(), "bf16_unit": precision.bf16_unit(), "keep_fp32": list(keep),
+            "peak_before": common.matmul_peak(cfg), "bf16_peak_before": common.matmul_peak(cfg, dtype="bfloat16")}
+    speed, accuracy, times, kernels = [], [], {}, {}
     x = bench_forward.inputs(1)
     with tempfile.TemporaryDirectory() as tmp:
         for model in args.models:
-            ckpt = str(REF / model[:2] / "pwcnet.ckpt")
-            preds = predictors(model, ckpt)
+            kernels[model] = onednn_kernels(model, keep)
+            preds = predictors(model, str(REF / model[:2] / "pwcnet.ckpt"), keep)
             accuracy += reference_pairs(model, preds)
-            accuracy.append(eval_fixture(model, preds, os.path.join(tmp, model)))
+            accuracy += eval_fixture(model, preds, os.path.join(tmp, model))
             fns = {p: (lambda pr=pr: pr.sess.run(pr.flow, {pr.x: x})) for p, pr in preds.items()}
             r = common.interleaved(fns, args.rounds)
             times.update({"%s %s" % (model, p): r[p]["wall"] for p in preds})
             times.update({"%s %s cpu" % (model, p): r[p]["cpu"] for p in preds})
-            speed.append({"model": model, "fp32_s": common.median(r["fp32"]["wall"]),
-                          "bf16_s": common.median(r["bf16"]["wall"]),
-                          "ratio": common.paired_ratio(r["fp32"]["wall"], r["bf16"]["wall"]),
-                          "loadavg": list(os.getloadavg())})
-            print("%s forward b1 448x1024: fp32 %.3f s, bf16 %.3f s: %.2fx (load %.1f)" % (
-                model, speed[-1]["fp32_s"], speed[-1]["bf16_s"], speed[-1]["ratio"], speed[-1]["loadavg"][0]))
+            for g in ("bf16", "bf16-all"):
+                speed.append({"model": model, "graph": g, "fp32_s": common.median(r["fp32"]["wall"]),
+                              "bf16_s": common.median(r[g]["wall"]),
+                              "ratio": common.median(r["fp32"]["wall"]) / common.median(r[g]["wall"]),
+                              "loadavg": list(os.getloadavg())})
+                print("%s forward b1 448x1024: fp32 %.3f s, %s %.3f s: %.2fx (load %.1f)" % (
+                    model, speed[-1]["fp32_s"], g, speed[-1]["bf16_s"], speed[-1]["ratio"], speed[-1]["loadavg"][0]))
             for p in preds.values():
                 p.close()
-    info["peak_after"] = common.matmul_peak(common.session_config())
-    print(common.table(["model", "data", "max |bf16-fp32| px", "EPE fp32", "EPE bf16", "EPE change"],
-                       [[a["model"], a["data"], "%.3f" % a["max_px"], "%.4f" % a["epe_fp32"], "%.4f" % a["epe_bf16"],
-                         "%+.4f" % (a["epe_bf16"] - a["epe_fp32"])] for a in accuracy]))
-    print(common.write_json("bf16", {"info": info, "speed": speed, "accuracy": accuracy}))
+    info["peak_after"] = common.matmul_peak(cfg)
+    info["bf16_peak_after"] = common.matmul_peak(cfg, dtype="bfloat16")
+    print(common.table(["model", "data", "graph", "max |bf16-fp32| px", "EPE fp32", "EPE bf16", "EPE change"],
+                       [[a["model"], a["data"], a["graph"], "%.3f" % a["max_px"], "%.4f" % a["epe_fp32"],
+                         "%.4f" % a["epe_bf16"], "%+.4f" % (a["epe_bf16"] - a["epe_fp32"])] for a in accuracy]))
+    print(common.table(["model", "graph", "oneDNN primitives in one forward: count (ms)"],
+                       [[m, g, ", ".join("%s %d (%.0f)" % (k, v["count"], v["ms"]) for k, v in ks.items())]
+                        for m, by_graph in kernels.items() for g, ks in by_graph.items()]))
+    peaks = {k: max(info[k + "_before"]["gflops_median"], info[k + "_after"]["gflops_median"])
+             for k in ("peak", "bf16_peak")}
+    print("matmul peak 4096^3, same process: float32 %.0f GFLOP/s, bfloat16 %.0f GFLOP/s" % (
+        peaks["peak"], peaks["bf16_peak"]))
+    print(common.write_json("bf16", {"info": info, "speed": speed, "accuracy": accuracy, "kernels": kernels}))
     if args.json:
-        peak = max(info["peak_before"]["gflops_median"], info["peak_after"]["gflops_median"])
-        ratios = {"%s bf16%s" % (m, c): ("%s fp32%s" % (m, c), "%s bf16%s" % (m, c)) for m in args.models
-                  for c in ("", " cpu")}
-        print(common.record_run(args.json, " ".join(["python"] + sys.argv), times, ratios, load_before, peak,
-                                {"accuracy": accuracy, "bf16_unit": info["bf16_unit"]}))
+        ratios = {"%s %s%s" % (m, g, c): ("%s fp32%s" % (m, c), "%s %s%s" % (m, g, c)) for m in args.models
+                  for g in ("bf16", "bf16-all") for c in ("", " cpu")}
+        print(common.record_run(args.json, " ".join(["python"] + sys.argv), times, ratios, load_before,
+                                peaks["peak"], {"accuracy": accuracy, "bf16_unit": info["bf16_unit"],
+                                                "keep_fp32": list(keep), "bf16_matmul_peak_gflops": peaks["bf16_peak"],
+                                                "onednn_kernels": kernels}))
 
 
 if __name__ == "__main__":

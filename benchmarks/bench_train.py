@@ -37,7 +37,9 @@ class Step:
     def __init__(self, args: argparse.Namespace, impl: str, ckpt: str, batch=None, dataset=None,
                  precision: str = "fp32"):
         """``batch``: fixed numpy (x, y, valid) held in variables, or ``dataset``: a callable making the data set;
-        ``precision``: ``device.precision`` of the session (bf16: the oneDNN rewrite of forward and gradients)."""
+        ``precision``: ``device.precision`` of the graph (bf16: ``device.precision.graph`` with the default keep-list:
+        forward and gradients in bfloat16, float32 variables)."""
+        from pwcflow.device import precision as precision_lib
         from pwcflow.files import checkpoint
         from pwcflow.model import losses
         from pwcflow.model.pwcnet import pwcnet
@@ -53,7 +55,8 @@ class Step:
                 x, y, valid = [tf.Variable(p, trainable=False, collections=[]) for p in phs]
                 feeds = dict(zip(phs, batch))
                 data_init = tf.variables_initializer([x, y, valid])
-            with common.variant_scope(impl):
+            dev = common.device_group(args.device, precision=precision)
+            with common.variant_scope(impl), precision_lib.graph(precision_lib.fp32_layers(dev)):
                 _, pyramid = pwcnet(x, common.variant_spec(args.model, impl))
             order, eps, q = losses.KINDS[args.loss]
             loss_unreg, _ = losses.pyramid_loss(y, pyramid, order, eps, q, losses.ALPHAS, valid)
@@ -250,8 +253,8 @@ def main() -> None:
     print("saved %s" % common.write_json(args.out + "_raw" if "/" in base else args.out, res))
     bf16_peak = None
     if "bf16" in args.precisions:
-        bf16_peak = common.matmul_peak(common.session_config(args.device, args.threads, training=True,
-                                                             precision="bf16"))["gflops_median"]
+        bf16_peak = common.matmul_peak(common.session_config(args.device, args.threads, training=True),
+                                       dtype="bfloat16")["gflops_median"]
         print("bf16 matmul peak (4096^3, same process): %.0f GFLOP/s" % bf16_peak)
     if "/" in base:  # precisions compared: the committed run (benchmarks/results/<out>.json, common.record_run)
         rows_s = {impl: timing[impl]["wall"] for impl in variants}

@@ -76,16 +76,18 @@ def set_tf32(enabled: bool) -> Optional[bool]:
         return None
 
 
-def matmul_peak(config=None, n: int = 4096, runs: int = 5, device: Optional[str] = None) -> Dict[str, float]:
-    """Float32 GFLOP/s of an n x n x n matmul (2 n^3 flops) in a session with ``config``: the machine's usable peak."""
+def matmul_peak(config=None, n: int = 4096, runs: int = 5, device: Optional[str] = None,
+                dtype: str = "float32") -> Dict[str, float]:
+    """GFLOP/s of an n x n x n matmul (2 n^3 flops) in ``dtype`` (float32 / bfloat16 operands) in a session with
+    ``config``: the machine's usable peak."""
     from pwcflow.tf1 import tf
 
     with tf.Graph().as_default():
         with tf.device(device) if device else contextlib.nullcontext():
-            a = tf.Variable(tf.random_uniform([n, n], seed=1))
-            b = tf.Variable(tf.random_uniform([n, n], seed=2))
+            a = tf.Variable(tf.cast(tf.random_uniform([n, n], seed=1), dtype))
+            b = tf.Variable(tf.cast(tf.random_uniform([n, n], seed=2), dtype))
             # summing to a scalar keeps the result on the device and off the fetch path
-            c = tf.reduce_sum(tf.matmul(a, b))
+            c = tf.reduce_sum(tf.cast(tf.matmul(a, b), tf.float32))
         with tf.Session(config=config) as sess:
             sess.run(tf.global_variables_initializer())
             sess.run(c)
@@ -159,17 +161,24 @@ def pwcnet_macs(spec, height: int, width: int) -> Dict[str, int]:
     return parts
 
 
-def session_config(device: str = "cpu", threads: int = 0, xla: bool = False, mixed: bool = False,
-                   training: bool = False, precision: str = "fp32"):
-    """The device profile's ``ConfigProto`` (``pwcflow.device.backend``) with these switches (0 threads: TF's
-    default)."""
+def device_group(device: str = "cpu", threads: int = 0, xla: bool = False, mixed: bool = False,
+                 precision: str = "fp32", **changes):
+    """The typed ``device`` group (``conf/device/<device>.yaml``) with these switches (0 threads: TF's default)."""
     from pwcflow.config.compose import compose_group
-    from pwcflow.device import backend as dev_lib
 
-    changes = {"xla": xla, "mixed_precision": mixed, "intra_op_threads": threads, "inter_op_threads": threads}
+    changes.update({"xla": xla, "mixed_precision": mixed, "intra_op_threads": threads, "inter_op_threads": threads})
     if device == "cpu":
         changes["precision"] = precision
-    return dev_lib.base_config(compose_group("device", device, changes), training=training)
+    return compose_group("device", device, changes)
+
+
+def session_config(device: str = "cpu", threads: int = 0, xla: bool = False, mixed: bool = False,
+                   training: bool = False, precision: str = "fp32"):
+    """The device profile's ``ConfigProto`` (``pwcflow.device.backend``) with these switches; ``precision`` is
+    checked here but built into the graph (``pwcflow.device.precision.graph``)."""
+    from pwcflow.device import backend as dev_lib
+
+    return dev_lib.base_config(device_group(device, threads, xla, mixed, precision), training=training)
 
 
 def save_random_weights(model: str, folder: str, seed: int = 0) -> str:

@@ -128,8 +128,9 @@ def report_bf16(dev: DeviceConfig, flags: Optional[set] = None, rounds: int = 3)
         x = np.random.RandomState(0).rand(1, 2, 128, 256, 3).astype(np.float32)
         preds, times, flows = {}, {"fp32": [], "bf16": []}, {}
         for p in ("fp32", "bf16"):  # the same graph seed: the same random weights in both (nothing written)
-            cfg = backend.base_config(dataclasses.replace(dev, precision=p), training=False)
-            preds[p] = FlowPredictor(spec, None, cfg, seed=0)
+            dev_p = dataclasses.replace(dev, precision=p)
+            preds[p] = FlowPredictor(spec, None, backend.base_config(dev_p, training=False), seed=0,
+                                     bf16_fp32=precision.fp32_layers(dev_p))
         for r in range(rounds + 1):  # round 0 warms up (graph rewrite, kernel selection)
             for p, pred in preds.items():
                 t0 = time.perf_counter()

@@ -101,6 +101,7 @@ class DeviceConfig:
     loss_scale: LossScale = field()
     distribute: Distribute = field()
     precision: Optional[str] = ruled("one_of", "fp32", "bf16")
+    bf16_fp32_layers: Optional[Tuple[str, ...]] = field()
     allow_growth: Optional[bool] = field()
     visible_devices: Optional[str] = field()
     npu: Optional[NpuOptions] = field()

@@ -49,7 +49,7 @@ def base_config(dev: DeviceConfig, local_rank: int = 0, training: bool = True) -
             rewrite.auto_mixed_precision = type(rewrite).ON
     elif dev.name == "npu":
         _npu_options(cfg, dev, training)
-    precision.apply(cfg, dev)
+    precision.check(dev)  # bf16 is built into the graph (precision.graph); refused here where it cannot run
     return cfg
 
 

@@ -1,19 +1,25 @@
 """``device.precision``: fp32 (default) or bf16 on CPUs with bfloat16 units (AVX512-BF16, AMX).
 
-bf16 is TensorFlow's oneDNN bfloat16 graph rewrite (grappler ``auto_mixed_precision_onednn_bfloat16``):
-convolutions and matmuls run in bfloat16 with float32 weights, inputs and outputs kept, so checkpoints,
-losses and optimizers are unchanged (bfloat16 has float32's range: no loss scaling). Training sessions get the
-same rewrite: the forward and the gradient convolutions/matmuls run in bfloat16 while the variables (master
-weights) and their updates stay float32 (``tests/device/test_precision.py``). Its accuracy and speed
-on the tfoptflow reference pair and an eval fixture are in ``benchmarks/RESULTS.md``.
+bf16 builds the network in bfloat16 compute (``model.ops.bf16``): convolutions, the cost volume's matmuls and
+the warp's interpolation take bfloat16 activations and bfloat16 copies of the float32 variables, and activations
+stay bfloat16 from layer to layer (no casts back to float32 between them); the layers named by
+``device.bf16_fp32_layers`` (fnmatch patterns on ``model.ops.layer_name``: ``featpyr/conv1a``,
+``predict_flow/flow2``, ``ctxt/dc_conv27``, ``upsample/up_flow3``, ``cost_volume6``, ``warp5``) compute in
+float32, and every level's flow leaves in float32. The default list was chosen by measurement
+(``benchmarks/bench_bf16.py``, benchmarks/RESULTS.md): the first pyramid level, the flow heads and the context
+network's last two layers, which together hold ~5 % of the multiply-adds and bring the eval fixture's EPE
+change within 0.01 px. Variables (checkpoints, master weights, optimizer slots) stay float32 in training too:
+the gradients flow back through the casts, so the backward convolutions run in bfloat16 and the updates in
+float32; bfloat16 has float32's range, so no loss scaling. ``tests/device/test_precision.py``.
 """
 
+import contextlib
 import re
-from typing import Optional
+from typing import ContextManager, Optional, Tuple
 
 from pwcflow.config.groups import DeviceConfig
 from pwcflow.errors import UserError
-from pwcflow.tf1 import IS_TF1, TF_VERSION, tf
+from pwcflow.tf1 import IS_TF1, TF_VERSION
 
 PRECISIONS = ("fp32", "bf16")
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -51,8 +57,13 @@ def check(dev: DeviceConfig, flags: Optional[set] = None) -> str:
     return "bf16"
 
 
-def apply(cfg: tf.ConfigProto, dev: DeviceConfig) -> None:
-    """Switch ``cfg`` to ``device.precision`` (checked first)."""
-    if check(dev) == "bf16":
-        rewrite = cfg.graph_options.rewrite_options
-        rewrite.auto_mixed_precision_onednn_bfloat16 = type(rewrite).ON
+def fp32_layers(dev: DeviceConfig) -> Optional[Tuple[str, ...]]:
+    """The float32 keep-list of a bf16 graph for ``dev`` (checked first), or None where the graph is float32."""
+    return tuple(dev.bf16_fp32_layers or ()) if check(dev) == "bf16" else None
+
+
+def graph(keep: Optional[Tuple[str, ...]]) -> ContextManager:
+    """The context to build the network in: bfloat16 keeping ``keep`` in float32, or float32 where None."""
+    from pwcflow.model import ops
+
+    return contextlib.nullcontext() if keep is None else ops.bf16(keep)

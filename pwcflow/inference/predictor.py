@@ -28,9 +28,12 @@ class FlowPredictor:
 
     def __init__(self, spec: ModelSpec, ckpt: Optional[str], session_config: Optional[tf.ConfigProto] = None,
                  seed: Optional[int] = None, input_shape: Optional[Sequence[Optional[int]]] = None,
-                 finalize: bool = True):
+                 finalize: bool = True, bf16_fp32: Optional[Sequence[str]] = None):
         """``input_shape`` fixes the ``x_tnsr`` placeholder's shape (default [None, 2, None, None, 3]);
-        ``finalize=False`` leaves the graph open for more ops (used by ``pwcflow.export``)."""
+        ``finalize=False`` leaves the graph open for more ops (used by ``pwcflow.export``); ``bf16_fp32``: build
+        the network in bfloat16 keeping these layers in float32 (``device.precision.fp32_layers``; None: float32)."""
+        from pwcflow.device import precision
+
         self.spec = spec
         self.prefix = None if ckpt is None else checkpoint.resolve(ckpt)  # the checkpoint restored (None: random)
         self.graph = tf.Graph()
@@ -39,7 +42,8 @@ class FlowPredictor:
                 tf.set_random_seed(seed)
             shape = list(input_shape) if input_shape is not None else [None, 2, None, None, 3]
             self.x = tf.placeholder(tf.float32, shape, name="x_tnsr")
-            self.flow, self.pyramid = pwcnet(self.x, spec)
+            with precision.graph(None if bf16_fp32 is None else tuple(bf16_fp32)):
+                self.flow, self.pyramid = pwcnet(self.x, spec)
             self.variables = checkpoint.model_variables()
             self.saver = tf.train.Saver(var_list={v.op.name: v for v in self.variables}, max_to_keep=None)
             self.sess = tf.Session(graph=self.graph, config=session_config)
@@ -87,7 +91,8 @@ def open_predictor(spec: ModelSpec, ckpt: str, device, storage,
                    fits: Optional[Tuple[int, int]] = None) -> FlowPredictor:
     """Every command's predictor: ``locate_checkpoint``, then the restored graph in a session configured for
     ``device`` (its ``.prefix`` is the checkpoint it restored)."""
-    from pwcflow.device import backend
+    from pwcflow.device import backend, precision
 
     prefix = locate_checkpoint(ckpt, device, storage, spec, fits)
-    return FlowPredictor(spec, prefix, backend.session_config(device, training=False))
+    return FlowPredictor(spec, prefix, backend.session_config(device, training=False),
+                         bf16_fp32=precision.fp32_layers(device))

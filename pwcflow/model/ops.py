@@ -8,14 +8,58 @@ whether large convolutions are split at the L2 cache size and whether the flow h
 layer share a convolution is decided per backend by ``tuning``.
 """
 
+import contextlib
+import fnmatch
 import logging
-from typing import List, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 from pwcflow.model.tuning import COSTVOL_IMPLS, conv_split_bytes
 from pwcflow.tf1 import tf
 
 log = logging.getLogger("pwcflow.model")
 LEAKY_ALPHA = 0.1
+_bf16_keep: List[Optional[Tuple[str, ...]]] = [None]  # set by ``bf16``: layer patterns kept in float32
+
+
+@contextlib.contextmanager
+def bf16(keep_fp32: Sequence[str]) -> Iterator[None]:
+    """Build the graph in bfloat16 compute: every convolution, the cost volume and the warp's interpolation
+    take bfloat16 inputs and kernels (the variables stay float32: they are cast where read, so checkpoints and
+    master weights are float32), activations stay bfloat16 from layer to layer; the layers named by a
+    ``keep_fp32`` pattern (fnmatch on ``layer_name``s such as ``predict_flow/flow2``, ``cost_volume6``,
+    ``warp5``) compute in float32. Flows leave every level in float32."""
+    _bf16_keep.append(tuple(keep_fp32))
+    try:
+        yield
+    finally:
+        _bf16_keep.pop()
+
+
+def compute_dtype(layer: str) -> tf.DType:
+    """The dtype ``layer`` computes in: float32 unless built under ``bf16`` and not kept by its list."""
+    keep = _bf16_keep[-1]
+    if keep is None or any(fnmatch.fnmatchcase(layer, pat) for pat in keep):
+        return tf.float32
+    return tf.bfloat16
+
+
+def layer_name(scope: str = None) -> str:
+    """The current variable scope below the model's (``pwcnet/predict_flow/flow2`` -> ``predict_flow/flow2``)."""
+    name = scope if scope is not None else tf.get_variable_scope().name
+    return name.split("/", 1)[1] if "/" in name else name
+
+
+def to(x: tf.Tensor, dtype: tf.DType) -> tf.Tensor:
+    """``x`` in ``dtype`` (itself where it already is)."""
+    return x if x.dtype.base_dtype == dtype else tf.cast(x, dtype)
+
+
+def concat(values: List[tf.Tensor], axis: int) -> tf.Tensor:
+    """``tf.concat``; mixed float32/bfloat16 inputs are joined in bfloat16 (they feed a bfloat16 layer)."""
+    dtypes = {v.dtype.base_dtype for v in values}
+    if len(dtypes) > 1:
+        values = [to(v, tf.bfloat16) for v in values]
+    return tf.concat(values, axis=axis)
 def he_normal():
     """tfoptflow's ``he_normal``: truncated normal, fan-in, scale 2."""
     return tf.variance_scaling_initializer(scale=2.0, mode="fan_in", distribution="truncated_normal")
@@ -49,6 +93,7 @@ def conv2d(
     the context networks' first layer, 565-661 -> 128 channels, is a quarter of lg-6-2's multiply-adds).
     """
     with tf.variable_scope(name, reuse=reuse):
+        x = to(x, compute_dtype(layer_name()))
         kernel, bias = conv_variables(x, filters, init)
         return _conv_grouped(x, kernel, bias, stride, dilation, act)
 
@@ -65,7 +110,7 @@ def conv_variables(x: tf.Tensor, filters: int, init=None) -> Tuple[tf.Tensor, tf
 def _conv_grouped(x: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor, stride: int, dilation: int, act: bool):
     """The convolution of ``conv2d``, split into output-channel groups at the L2 limit."""
     in_ch, filters = kernel.get_shape().as_list()[2:]
-    groups = _conv_groups(9 * in_ch * filters * x.dtype.size, filters)
+    groups = _conv_groups(9 * in_ch * filters * 4, filters)  # float32 bytes: bf16 runs best split alike (measured)
     if len(groups) == 1:
         return _conv_bias_act(x, kernel, bias, stride, dilation, act)
     outs = [_conv_bias_act(x, k, b, stride, dilation, act)
@@ -112,6 +157,7 @@ def deconv2x(x: tf.Tensor, name: str) -> tf.Tensor:
     """Learned x2 up-sampling to 2 channels: 4x4 stride-2 SAME transpose conv (kernel [4, 4, 2, in])."""
     in_ch = x.get_shape().as_list()[-1]
     with tf.variable_scope(name):
+        x = to(x, compute_dtype(layer_name()))
         kernel = tf.get_variable("kernel", [4, 4, 2, in_ch], tf.float32, initializer=glorot_uniform())
         bias = tf.get_variable("bias", [2], tf.float32, initializer=tf.zeros_initializer())
         shape = tf.shape(x)
@@ -129,7 +175,8 @@ def _times2(n):
 COSTVOL_BLOCK = 16  # columns per block of the fused cost volume (>= 2 * search range)
 
 
-def cost_volume(c1: tf.Tensor, c2: tf.Tensor, search_range: int = 4, impl: str = "fused", name: str = None):
+def cost_volume(c1: tf.Tensor, c2: tf.Tensor, search_range: int = 4, impl: str = "fused", name: str = None,
+                layer: str = "cost_volume"):
     """Partial cost volume: channel ``(2r+1)*dy + dx`` = mean_c(c1 * c2 shifted by (dy-r, dx-r)).
 
     ``c2`` is zero-padded by ``r``; the result goes through leaky ReLU 0.1 (as tfoptflow).
@@ -137,7 +184,10 @@ def cost_volume(c1: tf.Tensor, c2: tf.Tensor, search_range: int = 4, impl: str =
     ``reference``: tfoptflow's chain of (2r+1)^2 slice/multiply/mean ops;
     ``patches``: all (2r+1)^2 shifted copies from one ``extract_image_patches`` op (slow on CPU, kept for
     comparison). All three compute the same numbers up to float32 summation order (~1e-7 relative).
+    ``layer``: its name for ``compute_dtype``.
     """
+    dtype = compute_dtype(layer)
+    c1, c2 = to(c1, dtype), to(c2, dtype)
     r = search_range
     d = 2 * r + 1
     if impl == "fused":
@@ -214,13 +264,15 @@ def _bilinear_setup(size: tf.Tensor, q: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor
     return tf.cast(floor, tf.int32), tf.expand_dims(alpha, -1)
 
 
-def warp(image: tf.Tensor, flow: tf.Tensor, impl: str = "fused", name: str = None) -> tf.Tensor:
+def warp(image: tf.Tensor, flow: tf.Tensor, impl: str = "fused", name: str = None, layer: str = "warp") -> tf.Tensor:
     """tfoptflow's backward warp: sample ``image`` at (row - flow[...,0], col - flow[...,1]).
 
     Channel 0 is subtracted from the *row* coordinate: tfoptflow's known quirk (its issues #6
     and #33), kept because its checkpoints were trained with it. Bilinear, border-clamped.
-    ``fused`` fetches the four corners with one gather; ``reference`` with four.
+    ``fused`` fetches the four corners with one gather; ``reference`` with four. Coordinates are float32
+    always; the interpolation runs in ``compute_dtype(layer)``.
     """
+    image, flow = to(image, compute_dtype(layer)), to(flow, tf.float32)
     with tf.name_scope(name or "warp"):
         shape = tf.shape(image)
         b, h, w, c = shape[0], shape[1], shape[2], shape[3]

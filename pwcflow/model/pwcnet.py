@@ -45,8 +45,9 @@ def estimate_flow(x: tf.Tensor, lvl: int, dense: bool, context: bool) -> Tuple[t
     with tf.variable_scope("predict_flow"):
         for i, ch in enumerate(ESTIMATOR_CHANNELS):
             act = ops.conv2d(x, ch, "conv%d_%d" % (lvl, i), init=ops.he_normal())
-            x = tf.concat([act, x], axis=3) if dense else act
-        if not (context and tuning.shared_heads()):
+            x = ops.concat([act, x], axis=3) if dense else act
+        if not (context and tuning.shared_heads() and ops.compute_dtype("predict_flow/flow%d" % lvl)
+                == ops.compute_dtype("ctxt/dc_conv%d1" % lvl) == x.dtype):
             return x, ops.conv2d(x, 2, "flow%d" % lvl, act=False), None
         with tf.variable_scope("flow%d" % lvl):
             flow_vars = ops.conv_variables(x, 2)
@@ -65,7 +66,7 @@ def refine_flow(feat: tf.Tensor, ctx: tf.Tensor, flow: tf.Tensor, lvl: int) -> t
         for i, (ch, dil) in enumerate(CONTEXT_LAYERS[1:], start=2):
             x = ops.conv2d(x, ch, "dc_conv%d%d" % (lvl, i), dilation=dil, init=ops.he_normal())
         x = ops.conv2d(x, 2, "dc_conv%d7" % lvl, init=ops.he_normal(), act=False)
-    return flow + x
+    return ops.to(flow, tf.float32) + ops.to(x, tf.float32)
 
 
 def pwcnet(x: tf.Tensor, spec: ModelSpec, name: str = "pwcnet") -> Tuple[tf.Tensor, List[tf.Tensor]]:
@@ -82,16 +83,17 @@ def pwcnet(x: tf.Tensor, spec: ModelSpec, name: str = "pwcnet") -> Tuple[tf.Tens
         up_flow = up_feat = None
         for lvl in range(spec.pyr_lvls, spec.flow_pred_lvl - 1, -1):
             if lvl == spec.pyr_lvls:
-                corr = ops.cost_volume(c1[lvl], c2[lvl], spec.search_range, costvol_impl)
+                corr = ops.cost_volume(c1[lvl], c2[lvl], spec.search_range, costvol_impl, layer="cost_volume%d" % lvl)
                 est_in = corr
             else:
-                warped = ops.warp(c2[lvl], up_flow * (20.0 / 2 ** lvl), warp_impl)
-                corr = ops.cost_volume(c1[lvl], warped, spec.search_range, costvol_impl)
-                est_in = tf.concat([corr, c1[lvl], up_flow, up_feat], axis=3)
+                warped = ops.warp(c2[lvl], up_flow * (20.0 / 2 ** lvl), warp_impl, layer="warp%d" % lvl)
+                corr = ops.cost_volume(c1[lvl], warped, spec.search_range, costvol_impl, layer="cost_volume%d" % lvl)
+                est_in = ops.concat([corr, c1[lvl], up_flow, up_feat], axis=3)
             context = lvl == spec.flow_pred_lvl or spec.context_all_levels
             feat, flow, ctx = estimate_flow(est_in, lvl, spec.dense, context)
             if context:
                 flow = refine_flow(feat, ctx, flow, lvl)
+            flow = ops.to(flow, tf.float32)
             flows.append(flow)
             if lvl != spec.flow_pred_lvl:
                 with tf.variable_scope("upsample"):

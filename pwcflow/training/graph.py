@@ -4,7 +4,7 @@ sharing the weights, savers and the session."""
 from typing import Any
 
 from pwcflow.data import pipeline
-from pwcflow.device import backend
+from pwcflow.device import backend, precision
 from pwcflow.files import checkpoint
 from pwcflow.model import losses
 from pwcflow.model.pwcnet import pwcnet
@@ -23,7 +23,7 @@ class TrainGraph:
         """Build the training tower(s) on the engine, the validation tower (shared weights) and the session."""
         cfg, t, engine = self.cfg, self.cfg.train, self.engine
         self.graph = tf.Graph()
-        with self.graph.as_default(), engine.scope():
+        with self.graph.as_default(), engine.scope(), precision.graph(precision.fp32_layers(cfg.device)):
             tf.set_random_seed(cfg.seed)
             self.step = tf.train.get_or_create_global_step()
             shard_index, shard_count = engine.shard()
