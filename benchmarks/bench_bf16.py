@@ -9,7 +9,9 @@ Kernels: ``ONEDNN_VERBOSE=1`` on one warm forward of each graph (a child process
 by kind (convolution, matmul, reorder = layout conversion, ...), and their summed milliseconds. Accuracy: the
 flows of the tfoptflow reference pairs (``shared/tfoptflow-ref``: its checkpoint, pair a 436x1024 and pair b
 120x200, true flow u=3, v=2) and the EPE of ``pwcflow.eval.evaluate`` on a generated Sintel-layout fixture
-(the tests' ``layouts.make_sintel``): max |bf16 - fp32| (px) and the EPE change (target <= 0.01 px). Refused
+(the tests' ``layouts.make_sintel``): max |bf16 - fp32| (px) and the EPE change (target <= 0.01 px).
+``--search`` first tries each keep-list of ``CANDIDATES`` alone on the fixture (EPE change and the float32 share
+of the convolutions' multiply-adds): how the default list was chosen. Refused
 with one ``error:`` line on a CPU without bfloat16 units or a TensorFlow without oneDNN.
 """
 
@@ -105,20 +107,71 @@ def reference_pairs(model: str, preds) -> list:
     return rows
 
 
-def eval_fixture(model: str, preds, folder: str) -> list:
-    """All-pixel EPE of ``pwcflow.eval.evaluate`` on a generated Sintel-layout fixture (the target's data)."""
+def fixture(folder: str) -> list:
+    """The eval fixture: 4 generated Sintel-layout pairs (218x512, clean pass) written under ``folder``."""
     import layouts
 
     from pwcflow.data.datasets import DatasetSpec, build
-    from pwcflow.eval import Options, evaluate
 
     layouts.make_sintel(folder, scenes=("alley_1", "bamboo_2"), frames=3, size=(218, 512), passes=("clean",),
                         with_test=False)
-    samples = build(DatasetSpec("sintel_clean", "sintel", root=folder, passes=("clean",)), "all")
+    return build(DatasetSpec("sintel_clean", "sintel", root=folder, passes=("clean",)), "all")
+
+
+def eval_fixture(model: str, preds, samples: list) -> list:
+    """All-pixel EPE of ``pwcflow.eval.evaluate`` on the ``fixture`` (the target's data)."""
+    from pwcflow.eval import Options, evaluate
+
     opts = Options(batch=1, workers=1, sheet_pairs=0, progress=False)
     got = {p: evaluate(pr, samples, opts, passes=("clean",)).metrics.total.mean() for p, pr in preds.items()}
     flows = {p: pr.predict(*samples[0].load()[:2]) for p, pr in preds.items()}
     return accuracy_rows(model, "eval fixture (%d Sintel-layout pairs, 218x512)" % len(samples), flows, got)
+
+
+# Keep-lists tried by --search (each alone, then the default): the parts the issue names and the pyramid
+CANDIDATES = {"none (bf16-all)": (), "cost volume": ("cost_volume*",), "warp": ("warp*",),
+              "up-sampling": ("upsample/*",), "flow heads": ("predict_flow/flow*", "ctxt/dc_conv*7"),
+              "context network": ("ctxt/*",), "pyramid level 1": ("featpyr/conv1*",),
+              "whole pyramid": ("featpyr/*",)}
+
+
+def fp32_share(model: str, keep) -> float:
+    """Share of the convolutions' multiply-adds (448x1024 forward) that ``keep`` leaves in float32."""
+    from pwcflow.device import precision
+    from pwcflow.model.pwcnet import pwcnet
+    from pwcflow.tf1 import tf
+
+    macs = {"float32": 0, "bfloat16": 0}
+    with tf.Graph().as_default() as g, precision.graph(tuple(keep)):
+        pwcnet(tf.placeholder(tf.float32, [1, 2, 448, 1024, 3]), common.variant_spec(model, "auto"))
+    for op in g.get_operations():
+        if op.type in ("Conv2D", "Conv2DBackpropInput"):
+            k = op.inputs[1].shape.as_list()  # [kh, kw, in, out] (transpose: [kh, kw, out, in])
+            pixels = op.outputs[0].shape.as_list() if op.type == "Conv2D" else op.inputs[2].shape.as_list()
+            macs[op.get_attr("T").name] += int(np.prod(pixels[:3])) * int(np.prod(k))
+    return macs["float32"] / float(sum(macs.values()))
+
+
+def search(models, default, samples: list) -> list:
+    """EPE change on the fixture and float32 share of multiply-adds of each ``CANDIDATES`` list and ``default``."""
+    from pwcflow.eval import Options, evaluate
+    from pwcflow.inference.predictor import FlowPredictor
+
+    opts = Options(batch=1, workers=1, sheet_pairs=0, progress=False)
+    rows = []
+    for model in models:
+        spec, ckpt = common.variant_spec(model, "auto"), str(REF / model[:2] / "pwcnet.ckpt")
+        epes = {}
+        for name, keep in [("fp32", None)] + list(CANDIDATES.items()) + [("default", tuple(default))]:
+            pred = FlowPredictor(spec, ckpt, common.session_config(), bf16_fp32=keep)
+            epes[name] = float(evaluate(pred, samples, opts, passes=("clean",)).metrics.total.mean())
+            pred.close()
+            if keep is not None:
+                rows.append({"model": model, "kept in float32": name, "patterns": list(keep),
+                             "fp32_macs": fp32_share(model, keep), "epe_change": epes[name] - epes["fp32"]})
+                print("%s  %-18s fp32 MACs %5.1f %%  EPE change %+.4f px" % (
+                    model, name, 100 * rows[-1]["fp32_macs"], rows[-1]["epe_change"]), flush=True)
+    return rows
 
 
 def main() -> None:
@@ -127,6 +180,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--keep", nargs="*", help="float32 keep-list of the bf16 graph (default: "
                     "device.bf16_fp32_layers of conf/device/cpu.yaml)")
+    ap.add_argument("--search", action="store_true", help="first try each CANDIDATES keep-list on the fixture "
+                    "(EPE change, float32 share of multiply-adds)")
     ap.add_argument("--json", help="also record the run (common.record_run) at this path, e.g. bf16_xeon")
     ap.add_argument("--kernels-child", nargs=2, metavar=("MODEL", "KEEP_JSON"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -151,11 +206,13 @@ def main() -> None:
     speed, accuracy, times, kernels = [], [], {}, {}
     x = bench_forward.inputs(1)
     with tempfile.TemporaryDirectory() as tmp:
+        samples = fixture(tmp)
+        searched = search(args.models, keep, samples) if args.search else []
         for model in args.models:
             kernels[model] = onednn_kernels(model, keep)
             preds = predictors(model, str(REF / model[:2] / "pwcnet.ckpt"), keep)
             accuracy += reference_pairs(model, preds)
-            accuracy += eval_fixture(model, preds, os.path.join(tmp, model))
+            accuracy += eval_fixture(model, preds, samples)
             fns = {p: (lambda pr=pr: pr.sess.run(pr.flow, {pr.x: x})) for p, pr in preds.items()}
             r = common.interleaved(fns, args.rounds)
             times.update({"%s %s" % (model, p): r[p]["wall"] for p in preds})
@@ -181,14 +238,19 @@ def main() -> None:
              for k in ("peak", "bf16_peak")}
     print("matmul peak 4096^3, same process: float32 %.0f GFLOP/s, bfloat16 %.0f GFLOP/s" % (
         peaks["peak"], peaks["bf16_peak"]))
-    print(common.write_json("bf16", {"info": info, "speed": speed, "accuracy": accuracy, "kernels": kernels}))
+    if searched:
+        print(common.table(["model", "kept in float32", "float32 share of multiply-adds", "EPE change (fixture)"],
+                           [[r["model"], r["kept in float32"], "%.1f %%" % (100 * r["fp32_macs"]),
+                             "%+.4f px" % r["epe_change"]] for r in searched]))
+    print(common.write_json("bf16", {"info": info, "speed": speed, "accuracy": accuracy, "kernels": kernels,
+                                     "keep_search": searched}))
     if args.json:
         ratios = {"%s %s%s" % (m, g, c): ("%s fp32%s" % (m, c), "%s %s%s" % (m, g, c)) for m in args.models
                   for g in ("bf16", "bf16-all") for c in ("", " cpu")}
         print(common.record_run(args.json, " ".join(["python"] + sys.argv), times, ratios, load_before,
                                 peaks["peak"], {"accuracy": accuracy, "bf16_unit": info["bf16_unit"],
                                                 "keep_fp32": list(keep), "bf16_matmul_peak_gflops": peaks["bf16_peak"],
-                                                "onednn_kernels": kernels}))
+                                                "onednn_kernels": kernels, "keep_search": searched}))
 
 
 if __name__ == "__main__":
