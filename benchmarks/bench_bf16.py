@@ -11,7 +11,8 @@ flows of the tfoptflow reference pairs (``shared/tfoptflow-ref``: its checkpoint
 120x200, true flow u=3, v=2) and the EPE of ``pwcflow.eval.evaluate`` on a generated Sintel-layout fixture
 (the tests' ``layouts.make_sintel``): max |bf16 - fp32| (px) and the EPE change (target <= 0.01 px).
 ``--search`` first tries each keep-list of ``CANDIDATES`` alone on the fixture (EPE change and the float32 share
-of the convolutions' multiply-adds): how the default list was chosen. Refused
+of the convolutions' multiply-adds): how the default list was chosen (``--search --rounds 0``: only that, written
+to ``benchmarks/accuracy/NAME.json`` with ``--json NAME``). Refused
 with one ``error:`` line on a CPU without bfloat16 units or a TensorFlow without oneDNN.
 """
 
@@ -174,6 +175,25 @@ def search(models, default, samples: list) -> list:
     return rows
 
 
+def search_table(searched: list) -> str:
+    return common.table(["model", "kept in float32", "float32 share of multiply-adds", "EPE change (fixture)"],
+                        [[r["model"], r["kept in float32"], "%.1f %%" % (100 * r["fp32_macs"]),
+                          "%+.4f px" % r["epe_change"]] for r in searched])
+
+
+def search_only(args: argparse.Namespace, keep) -> None:
+    """``--search --rounds 0``: the keep-list search alone; ``--json NAME``: benchmarks/accuracy/NAME.json."""
+    with tempfile.TemporaryDirectory() as tmp:
+        searched = search(args.models, keep, fixture(tmp))
+    print(search_table(searched))
+    if args.json:
+        out = common.ROOT / "benchmarks" / "accuracy" / (args.json + ".json")
+        out.parent.mkdir(exist_ok=True)
+        out.write_text(json.dumps({"command": " ".join(["python"] + sys.argv), "cpu": common.cpu_model(),
+                                   "versions": common.versions(), "keep_search": searched}, indent=1) + "\n")
+        print(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=["lg-6-2", "sm-6-2"], choices=["lg-6-2", "sm-6-2"])
@@ -198,6 +218,8 @@ def main() -> None:
     except UserError as e:
         print("error: %s" % e, file=sys.stderr)
         sys.exit(1)
+    if args.rounds == 0:  # accuracy only: the keep-list search (deterministic, so the load does not matter)
+        return search_only(args, keep)
     import bench_forward
 
     cfg = common.session_config()
@@ -239,9 +261,7 @@ def main() -> None:
     print("matmul peak 4096^3, same process: float32 %.0f GFLOP/s, bfloat16 %.0f GFLOP/s" % (
         peaks["peak"], peaks["bf16_peak"]))
     if searched:
-        print(common.table(["model", "kept in float32", "float32 share of multiply-adds", "EPE change (fixture)"],
-                           [[r["model"], r["kept in float32"], "%.1f %%" % (100 * r["fp32_macs"]),
-                             "%+.4f px" % r["epe_change"]] for r in searched]))
+        print(search_table(searched))
     print(common.write_json("bf16", {"info": info, "speed": speed, "accuracy": accuracy, "kernels": kernels,
                                      "keep_search": searched}))
     if args.json:
