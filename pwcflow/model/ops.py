@@ -60,6 +60,8 @@ def concat(values: List[tf.Tensor], axis: int) -> tf.Tensor:
     if len(dtypes) > 1:
         values = [to(v, tf.bfloat16) for v in values]
     return tf.concat(values, axis=axis)
+
+
 def he_normal():
     """tfoptflow's ``he_normal``: truncated normal, fan-in, scale 2."""
     return tf.variance_scaling_initializer(scale=2.0, mode="fan_in", distribution="truncated_normal")
