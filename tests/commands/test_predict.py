@@ -7,6 +7,9 @@ import pytest
 from conftest import error_line, run_module
 
 from pwcflow.data import flowio
+from pwcflow.device import precision
+from pwcflow.model import tuning
+from pwcflow.tf1 import IS_TF1
 
 
 @pytest.fixture(scope="module")
@@ -55,3 +58,23 @@ def test_predict_bad_inputs(case, needle, frames, ref_dir, tmp_path):
     assert needle in error_line(proc)
     assert not out.exists()
     assert not [f for f in os.listdir(str(tmp_path)) if f.startswith(".tmp")]
+
+
+@pytest.mark.skipif(not (precision.bf16_unit() and not IS_TF1 and tuning.onednn_enabled()),
+                    reason="needs a CPU with bfloat16 units and TF 2.x with oneDNN")
+def test_predict_in_bf16_from_the_command_line(frames, ref_dir, tmp_path):
+    """``device.precision=bf16`` (default keep-list, or ``device.bf16_fp32_layers=[]``) as a user runs it: a
+    flow close to fp32's but not equal (the graph ran in bfloat16); exports are not involved."""
+    flows = {}
+    for name, extra in (("fp32", []), ("bf16", ["device.precision=bf16"]),
+                        ("bf16-all", ["device.precision=bf16", "device.bf16_fp32_layers=[]"])):
+        out = tmp_path / (name + ".flo")
+        proc = run_module("pwcflow.predict", "ckpt=%s" % (ref_dir / "sm"), "model=sm-6-2",
+                          "img1=%s" % (frames / "a.png"), "img2=%s" % (frames / "b.png"), "out=%s" % out, *extra,
+                          cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        flows[name] = flowio.read_flo(str(out))
+    for name in ("bf16", "bf16-all"):
+        diff = np.abs(flows[name] - flows["fp32"]).max()
+        assert 0 < diff < 0.5, (name, diff)
+    assert not np.array_equal(flows["bf16"], flows["bf16-all"])  # the keep-list reached the graph
