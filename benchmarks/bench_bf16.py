@@ -72,7 +72,7 @@ def kernels_child(model: str, keep_json: str) -> None:
 
     keep = json.loads(keep_json)
     p = FlowPredictor(common.variant_spec(model, "auto"), None, common.session_config(), seed=0,
-                      bf16_fp32=None if keep is None else tuple(keep))
+                      bf16_fp32=keep)
     x = bench_forward.inputs(1)
     p.sess.run(p.flow, {p.x: x})
     print("=====warm=====", flush=True)
@@ -143,7 +143,7 @@ def fp32_share(model: str, keep) -> float:
     from pwcflow.tf1 import tf
 
     macs = {"float32": 0, "bfloat16": 0}
-    with tf.Graph().as_default() as g, precision.graph(tuple(keep)):
+    with tf.Graph().as_default() as g, precision.graph(keep):
         pwcnet(tf.placeholder(tf.float32, [1, 2, 448, 1024, 3]), common.variant_spec(model, "auto"))
     for op in g.get_operations():
         if op.type in ("Conv2D", "Conv2DBackpropInput"):

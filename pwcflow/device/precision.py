@@ -15,7 +15,7 @@ float32; bfloat16 has float32's range, so no loss scaling. ``tests/device/test_p
 
 import contextlib
 import re
-from typing import ContextManager, Optional, Tuple
+from typing import ContextManager, Optional, Sequence, Tuple
 
 from pwcflow.config.groups import DeviceConfig
 from pwcflow.errors import UserError
@@ -62,7 +62,7 @@ def fp32_layers(dev: DeviceConfig) -> Optional[Tuple[str, ...]]:
     return tuple(dev.bf16_fp32_layers or ()) if check(dev) == "bf16" else None
 
 
-def graph(keep: Optional[Tuple[str, ...]]) -> ContextManager:
+def graph(keep: Optional[Sequence[str]]) -> ContextManager:
     """The context to build the network in: bfloat16 keeping ``keep`` in float32, or float32 where None."""
     from pwcflow.model import ops
 

@@ -42,7 +42,7 @@ class FlowPredictor:
                 tf.set_random_seed(seed)
             shape = list(input_shape) if input_shape is not None else [None, 2, None, None, 3]
             self.x = tf.placeholder(tf.float32, shape, name="x_tnsr")
-            with precision.graph(None if bf16_fp32 is None else tuple(bf16_fp32)):
+            with precision.graph(bf16_fp32):
                 self.flow, self.pyramid = pwcnet(self.x, spec)
             self.variables = checkpoint.model_variables()
             self.saver = tf.train.Saver(var_list={v.op.name: v for v in self.variables}, max_to_keep=None)

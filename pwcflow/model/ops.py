@@ -43,9 +43,9 @@ def compute_dtype(layer: str) -> tf.DType:
     return tf.bfloat16
 
 
-def layer_name(scope: str = None) -> str:
+def layer_name() -> str:
     """The current variable scope below the model's (``pwcnet/predict_flow/flow2`` -> ``predict_flow/flow2``)."""
-    name = scope if scope is not None else tf.get_variable_scope().name
+    name = tf.get_variable_scope().name
     return name.split("/", 1)[1] if "/" in name else name
 
 
