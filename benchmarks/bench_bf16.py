@@ -260,6 +260,14 @@ def main() -> None:
              for k in ("peak", "bf16_peak")}
     print("matmul peak 4096^3, same process: float32 %.0f GFLOP/s, bfloat16 %.0f GFLOP/s" % (
         peaks["peak"], peaks["bf16_peak"]))
+    for row in speed:  # the forward's own rate against the peak of its arithmetic
+        macs = common.pwcnet_macs(common.variant_spec(row["model"], "auto"), 448, 1024)["total"]
+        pairs = (("fp32", "fp32_s", "peak"),) if row["graph"] == "bf16" else ()
+        for g, key, peak in pairs + ((row["graph"], "bf16_s", "bf16_peak"),):
+            gf = 2.0 * macs / row[key] / 1e9
+            row["%s_gflops" % key[:-2]] = gf
+            print("%s %-8s forward: %.0f GFLOP/s = %.0f %% of the %s matmul peak" % (
+                row["model"], g, gf, 100.0 * gf / peaks[peak], "float32" if peak == "peak" else "bfloat16"))
     if searched:
         print(search_table(searched))
     print(common.write_json("bf16", {"info": info, "speed": speed, "accuracy": accuracy, "kernels": kernels,

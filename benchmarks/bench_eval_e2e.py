@@ -134,7 +134,9 @@ def main() -> None:
                           "cpu_s_median": common.median(timing[w]["cpu"]), "pairs_per_s": n / med,
                           "gflops": 2.0 * macs * n / med / 1e9, "epe": epe[w],
                           "speedup_paired": common.paired_ratio(timing["baseline"]["wall"], timing[w]["wall"]),
-                          "speedup_cpu": common.paired_ratio(timing["baseline"]["cpu"], timing[w]["cpu"])},
+                          "speedup_cpu": common.paired_ratio(timing["baseline"]["cpu"], timing[w]["cpu"]),
+                          "speedup_text": common.speedup_text(timing["baseline"]["wall"], timing[w]["wall"]),
+                          "speedup_cpu_text": common.speedup_text(timing["baseline"]["cpu"], timing[w]["cpu"])},
                          **memory.get(w, {})))
     print("\neval end to end, %s, %d pairs of 1024x436 (padded 448x1024), pwcflow batch %d; %s, %d cores; TF %s;"
           " %d interleaved rounds" % (args.model, n, args.batch, info["cpu"], info["cores"], info["tensorflow"],
@@ -147,7 +149,7 @@ def main() -> None:
                                   "%.1f" % r["cpu_s_median"], "%.0f" % r["gflops"],
                                   "%.0f%%" % (100 * r["gflops"] / peak),
                                   "%.0f" % r["peak_rss_mib"] if "peak_rss_mib" in r else "-",
-                                  "%.2fx" % r["speedup_paired"], "%.2fx" % r["speedup_cpu"], "%.5f" % r["epe"]]
+                                  r["speedup_text"], r["speedup_cpu_text"], "%.5f" % r["epe"]]
                                  for r in rows]))
     diff = abs(epe["pwcflow"] - epe["baseline"])
     path = common.write_json(args.out, {"machine": info, "args": vars(args), "matmul_peak": peaks, "rows": rows,

@@ -108,8 +108,10 @@ def checkpoint(model: str, folder: str) -> str:
 
 def int8_side_by_side(args: argparse.Namespace, ckpt: str, tmp: str, load_before: float) -> None:
     """Export fp32 and int8 ONNX, then time the TF session (pwcflow's default graph), onnxruntime fp32 and int8
-    in interleaved rounds in this one process; the int8 export's own EPE check is reported beside them."""
+    in interleaved rounds in this one process (and, where the CPU has bfloat16 units, the TF session with
+    ``device.precision=bf16``); the int8 export's own EPE check is reported beside them."""
     from pwcflow.deploy import exported
+    from pwcflow.device import precision
     from pwcflow.inference.predictor import FlowPredictor
 
     exports = {"onnx-fp32": export(ckpt, args.model, "onnx", tmp), "onnx-int8": export(ckpt, args.model, "onnx", tmp,
@@ -122,9 +124,22 @@ def int8_side_by_side(args: argparse.Namespace, ckpt: str, tmp: str, load_before
     models = {k: exported.load(e["path"], probe=False) for k, e in exports.items()}
     fns = {"tf-session": lambda: p.sess.run(p.flow, {p.x: x})}
     fns.update({k: (lambda m=m: m.run(x)) for k, m in models.items()})
+    ratios = {"onnx_int8_over_onnx_fp32": ("onnx-fp32", "onnx-int8"), "onnx_int8_over_tf_session": ("tf-session",
+                                                                                                  "onnx-int8"),
+              "onnx_fp32_over_tf_session": ("tf-session", "onnx-fp32"),
+              "onnx_int8_over_onnx_fp32_cpu": ("onnx-fp32 cpu", "onnx-int8 cpu")}
+    bf16 = None
+    if precision.bf16_unit() is not None:
+        keep = precision.fp32_layers(common.device_group(precision="bf16"))
+        bf16 = FlowPredictor(common.variant_spec(args.model, "fused"), ckpt, input_shape=x.shape, bf16_fp32=keep)
+        fns["tf-session-bf16"] = lambda: bf16.sess.run(bf16.flow, {bf16.x: x})
+        ratios.update({"tf_session_bf16_over_onnx_int8": ("onnx-int8", "tf-session-bf16"),
+                       "tf_session_bf16_over_tf_session": ("tf-session", "tf-session-bf16")})
     flows = {k: fn() for k, fn in fns.items()}
     t = common.interleaved(fns, args.runs)
     p.close()
+    if bf16 is not None:
+        bf16.close()
     int8 = exports["onnx-int8"]
     print(common.table(["runtime", "median s", "CPU s", "max diff vs session px"],
                        [[k, "%.3f" % common.median(v["wall"]), "%.2f" % common.median(v["cpu"]),
@@ -134,11 +149,8 @@ def int8_side_by_side(args: argparse.Namespace, ckpt: str, tmp: str, load_before
     rows = {k: v["wall"] for k, v in t.items()}
     rows.update({k + " cpu": v["cpu"] for k, v in t.items()})
     print("saved %s" % common.record_run(
-        "amx_export_int8_" + args.model, "python benchmarks/bench_export.py " + " ".join(sys.argv[1:]), rows,
-        {"onnx_int8_over_onnx_fp32": ("onnx-fp32", "onnx-int8"), "onnx_int8_over_tf_session": ("tf-session",
-                                                                                               "onnx-int8"),
-         "onnx_fp32_over_tf_session": ("tf-session", "onnx-fp32"),
-         "onnx_int8_over_onnx_fp32_cpu": ("onnx-fp32 cpu", "onnx-int8 cpu")}, load_before,
+        args.json or "amx_export_int8_" + args.model, "python benchmarks/bench_export.py " + " ".join(sys.argv[1:]),
+        rows, ratios, load_before,
         extra={"onnxruntime": models["onnx-int8"].runtime, "int8_check": {
             k: int8[k] for k in ("epe_int8_px", "epe_session_px", "epe_change_px", "tolerance_epe_px", "max_diff_px",
                                  "check_input", "int8_quantized_nodes", "int8_float_nodes")},
@@ -152,7 +164,8 @@ def main() -> None:
     ap.add_argument("--formats", default="pb,onnx,tflite")
     ap.add_argument("--dir", help="folder for the exports (default: a new temporary one); exports there are reused")
     ap.add_argument("--int8", action="store_true", help="int8 ONNX vs fp32 ONNX vs the TF session, side by side in "
-                    "this process (interleaved rounds; figures JSON benchmarks/results/amx_export_int8.json)")
+                    "this process (interleaved rounds; figures JSON benchmarks/results/amx_export_int8_MODEL.json)")
+    ap.add_argument("--json", help="with --int8: the figures JSON's name instead (benchmarks/results/NAME.json)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--file", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)

@@ -101,6 +101,8 @@ def measure(args: argparse.Namespace, model: str, ckpt: str, batch: int, precisi
                "gflops": 2.0 * macs / med / 1e9, "macs": macs, "gpu_peak_mib": gpu_peak[impl],
                "speedup_vs_baseline": common.median(base) / med, "speedup_paired": common.paired_ratio(base, t["wall"]),
                "speedup_cpu": common.paired_ratio(timing[args.impls[0]]["cpu"], t["cpu"]),
+               "speedup_text": common.speedup_text(base, t["wall"]),
+               "speedup_cpu_text": common.speedup_text(timing[args.impls[0]]["cpu"], t["cpu"]),
                "max_abs_diff_vs_baseline_px": float(np.abs(flows[impl] - flows[args.impls[0]]).max())}
         if key in fp32_flow and mixed:
             diff = np.abs(flows[impl] - fp32_flow[key])
@@ -189,9 +191,9 @@ def main() -> None:
                                                             "--xla", xla, "--precision", precision,
                                                             "--threads", str(args.threads)]))
                             rows.append(row)
-                            print("%s b%d %s xla=%s %-9s median %.3f s  %.2f pairs/s  %.0f GFLOP/s  x%.2f" % (
+                            print("%s b%d %s xla=%s %-9s median %.3f s  %.2f pairs/s  %.0f GFLOP/s  %s" % (
                                 model, batch, precision, xla, row["impl"], row["median_s"], row["pairs_per_s"],
-                                row["gflops"], row["speedup_paired"]), flush=True)
+                                row["gflops"], row["speedup_text"]), flush=True)
     peaks.append(common.matmul_peak(cfg, args.peak_n, device=dev))
     peak = max(p["gflops_median"] for p in peaks)
     info["loadavg_after"] = list(os.getloadavg())
@@ -216,7 +218,7 @@ def main() -> None:
             diff += " (vs fp32 %.1e)" % r["vs_fp32_max_px"]
         body.append([r["model"], r["batch"], r["precision"], r["xla"], r["impl"], "%.3f" % r["median_s"],
                      "%.2f" % r["pairs_per_s"], "%.0f" % r["gflops"], "%.0f%%" % (100 * r["gflops"] / peak),
-                     "%.2f" % r["cpu_s_median"], mem, "%.2fx" % r["speedup_paired"], "%.2fx" % r["speedup_cpu"], diff])
+                     "%.2f" % r["cpu_s_median"], mem, r["speedup_text"], r["speedup_cpu_text"], diff])
     print(common.table(headers, body))
     bad = [r for r in rows if r["precision"] == "fp32" and r["max_abs_diff_vs_baseline_px"] > args.tolerance]
     path = common.write_json(args.out, {"machine": info, "args": vars(args), "matmul_peak": peaks, "rows": rows,

@@ -199,7 +199,9 @@ def main() -> None:
                    "gflops": 2.0 * macs / med / 1e9, "loss0": float(check[impl][0]),
                    "grad_norm0": float(check[impl][1]),
                    "speedup_paired": common.paired_ratio(timing[base]["wall"], t["wall"]),
-                   "speedup_cpu": common.paired_ratio(timing[base]["cpu"], t["cpu"])}
+                   "speedup_cpu": common.paired_ratio(timing[base]["cpu"], t["cpu"]),
+                   "speedup_text": common.speedup_text(timing[base]["wall"], t["wall"]),
+                   "speedup_cpu_text": common.speedup_text(timing[base]["cpu"], t["cpu"])}
             row["loss0_rel_diff"] = abs(row["loss0"] - check[base][0]) / abs(check[base][0])
             row["grad_norm0_rel_diff"] = abs(row["grad_norm0"] - check[base][1]) / abs(check[base][1])
             row["grad_max_rel_diff"] = max(float(np.abs(g - g0).max() / max(np.abs(g0).max(), 1e-30))
@@ -210,8 +212,8 @@ def main() -> None:
                                             "--optimizer", args.optimizer, "--device", args.device,
                                             "--threads", str(args.threads)] + (["--xla"] if args.xla else [])))
             rows.append(row)
-            print("step %-9s median %.2f s  %.3f pairs/s  x%.2f" % (impl, med, row["pairs_per_s"],
-                                                                   row["speedup_paired"]), flush=True)
+            print("step %-9s median %.2f s  %.3f pairs/s  %s" % (impl, med, row["pairs_per_s"],
+                                                                row["speedup_text"]), flush=True)
         res["rows"] = rows
         if args.e2e_steps:  # the same step fed by the pipeline, interleaved with the fixed-batch step
             name, _, prec = ours.partition("/")
@@ -241,7 +243,7 @@ def main() -> None:
     body = [[r["impl"], "%.2f" % r["median_s"], "%.3f" % r["pairs_per_s"], "%.0f" % r["gflops"],
              "%.0f%%" % (100 * r["gflops"] / peak), "%.2f" % r["cpu_s_median"],
              "%.0f (%.0f)" % (r["peak_rss_mib"], r["step_mib"]) if "peak_rss_mib" in r else "-",
-             "%.2fx" % r["speedup_paired"], "%.2fx" % r["speedup_cpu"],
+             r["speedup_text"], r["speedup_cpu_text"],
              "%.0e / %.0e / %.0e" % (r["loss0_rel_diff"], r["grad_norm0_rel_diff"], r["grad_max_rel_diff"])]
             for r in rows]
     print(common.table(headers, body))

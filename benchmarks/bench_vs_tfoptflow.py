@@ -9,7 +9,8 @@ the same inputs in interleaved rounds (tfoptflow, pwcflow, tfoptflow, ...); each
 rounds of tfoptflow's time / pwcflow's (>1: pwcflow faster). pwcflow runs as configured by default
 (``model.costvol_impl=auto``: the formulation is chosen for this TensorFlow and device when the graph is built).
 
-Rows: forward (Sintel size padded to 448x1024, batch 1, fetching the full-resolution flow); PNG pair -> flow
+Rows: forward (Sintel size padded to 448x1024, batch 1, fetching the full-resolution flow; with ``--bf16`` also
+pwcflow in ``device.precision=bf16`` with its default keep-list, in the same rounds: row "... bf16"); PNG pair -> flow
 (decode two 436x1024 PNGs and predict, warm process: tfoptflow's ``predict_from_img_pairs`` after reading with
 skimage's ``imread``, or OpenCV's when scikit-image is not installed, as in its predict script; pwcflow's
 ``FlowPredictor.predict`` after ``flowio.read_image``); training step (batch 2, 256x448, multiscale loss + weight
@@ -60,7 +61,7 @@ def frames(seed: int = 10):
 class Forward:
     """Both forward graphs (dynamic H, W; batch 1) restored from the same checkpoint."""
 
-    def __init__(self, tfo, model: str, ckpt: str, threads: int):
+    def __init__(self, tfo, model: str, ckpt: str, threads: int, bf16_keep=None):
         from pwcflow.inference.predictor import FlowPredictor
         from pwcflow.model.pwcnet import ModelSpec
 
@@ -68,6 +69,8 @@ class Forward:
         lg = model.startswith("lg")
         spec = ModelSpec(name=model, dense=lg, context_all_levels=lg)  # the defaults: formulation "auto"
         self.ours = FlowPredictor(spec, ckpt, common.session_config(threads=threads))
+        self.bf16 = None if bf16_keep is None else FlowPredictor(spec, ckpt, common.session_config(threads=threads),
+                                                                 bf16_fp32=bf16_keep)
         from pwcflow.inference.predictor import pad_to_multiple, to_input
 
         img1, img2 = frames()
@@ -80,6 +83,10 @@ class Forward:
     def pwcflow(self) -> np.ndarray:
         """pwcflow's full-resolution flow op on the padded pair."""
         return self.ours.sess.run(self.ours.flow, {self.ours.x: self.x})
+
+    def pwcflow_bf16(self) -> np.ndarray:
+        """The same with ``device.precision=bf16`` (the default keep-list)."""
+        return self.bf16.sess.run(self.bf16.flow, {self.bf16.x: self.x})
 
     def png_tfoptflow(self, paths) -> np.ndarray:
         """tfoptflow's predict path: read both PNGs, ``predict_from_img_pairs``."""
@@ -96,6 +103,8 @@ class Forward:
         """Release both sessions."""
         self.tfo.sess.close()
         self.ours.close()
+        if self.bf16 is not None:
+            self.bf16.close()
 
 
 def _imread(path: str) -> np.ndarray:
@@ -141,6 +150,8 @@ class Train:
         """Release both sessions."""
         self.tfo.sess.close()
         self.ours.close()
+        if self.bf16 is not None:
+            self.bf16.close()
 
 
 def rows_for(tfo, model: str, ckpt: str, args: argparse.Namespace, folder: str) -> List[dict]:
@@ -161,11 +172,18 @@ def rows_for(tfo, model: str, ckpt: str, args: argparse.Namespace, folder: str) 
 
 
 def _forward_rows(tfo, model: str, ckpt: str, args: argparse.Namespace, paths, macs) -> List[dict]:
-    fwd = Forward(tfo, model, ckpt, args.threads)
+    fwd = Forward(tfo, model, ckpt, args.threads, args.bf16_keep)
     out = []
-    r = common.interleaved({"tfoptflow": fwd.tfoptflow, "pwcflow": fwd.pwcflow}, args.rounds)
+    fns = {"tfoptflow": fwd.tfoptflow, "pwcflow": fwd.pwcflow}
+    if fwd.bf16 is not None:
+        fns["pwcflow bf16"] = fwd.pwcflow_bf16
+    r = common.interleaved(fns, args.rounds)
     diff = float(np.abs(fwd.tfoptflow() - fwd.pwcflow()).max())
     out.append(_row(model, "forward b1 448x1024", r, diff, macs))
+    if fwd.bf16 is not None:  # the same rounds, pwcflow bf16 in pwcflow's place
+        bf = dict(r, pwcflow=r["pwcflow bf16"])
+        diff = float(np.abs(fwd.tfoptflow() - fwd.pwcflow_bf16()).max())
+        out.append(_row(model, "forward b1 448x1024 bf16", bf, diff, macs))
     r = common.interleaved({"tfoptflow": lambda: fwd.png_tfoptflow(paths),
                             "pwcflow": lambda: fwd.png_pwcflow(paths)}, args.rounds)
     diff = float(np.abs(fwd.png_tfoptflow(paths) - fwd.png_pwcflow(paths)).max())
@@ -188,13 +206,14 @@ def _train_rows(tfo, model: str, ckpt: str, args: argparse.Namespace, folder: st
 def _row(model: str, what: str, r: Dict[str, dict], diff, macs) -> dict:
     t, p = r["tfoptflow"]["wall"], r["pwcflow"]["wall"]
     row = {"model": model, "row": what, "tfoptflow_s": common.median(t), "pwcflow_s": common.median(p),
-           "ratio": common.paired_ratio(t, p), "max_diff_px": diff, "loadavg": list(os.getloadavg()),
+           "ratio": common.median(t) / common.median(p), "ratio_paired": common.paired_ratio(t, p),
+           "ratio_text": common.speedup_text(t, p), "max_diff_px": diff, "loadavg": list(os.getloadavg()),
            "tfoptflow_runs_s": t, "pwcflow_runs_s": p}
     if macs:
         row["tfoptflow_gflops"] = 2.0 * macs / row["tfoptflow_s"] / 1e9
         row["pwcflow_gflops"] = 2.0 * macs / row["pwcflow_s"] / 1e9
-    print("%s %-24s tfoptflow %.3f s  pwcflow %.3f s  ratio %.2fx  max diff %s  load %.1f" % (
-        model, what, row["tfoptflow_s"], row["pwcflow_s"], row["ratio"],
+    print("%s %-24s tfoptflow %.3f s  pwcflow %.3f s  ratio %s  max diff %s  load %.1f" % (
+        model, what, row["tfoptflow_s"], row["pwcflow_s"], row["ratio_text"],
         "-" if diff is None else "%.1e px" % diff, row["loadavg"][0]), flush=True)
     return row
 
@@ -209,7 +228,7 @@ def markdown(info: dict, rows: List[dict]) -> str:
     for r in rows:
         gf = ("%.0f / %.0f" % (r["tfoptflow_gflops"], r["pwcflow_gflops"])) if "pwcflow_gflops" in r else "-"
         body.append([r["model"], r["row"], "%.3f" % r["tfoptflow_s"], "%.3f" % r["pwcflow_s"],
-                     "**%.2fx**" % r["ratio"], gf, "-" if r["max_diff_px"] is None else "%.1e" % r["max_diff_px"],
+                     "**%s**" % r["ratio_text"], gf, "-" if r["max_diff_px"] is None else "%.1e" % r["max_diff_px"],
                      "%.1f" % r["loadavg"][0]])
     return head + "\n\n" + common.table(["model", "row", "tfoptflow s", "pwcflow s", "ratio", "GFLOP/s t / p",
                                          "max diff px", "load"], body)
@@ -224,6 +243,8 @@ def main() -> None:
                     "as tfoptflow's own session)")
     ap.add_argument("--rows", nargs="+", default=["forward", "train"], choices=["forward", "train"],
                     help="forward: forward and PNG -> flow rows; train: the training-step rows")
+    ap.add_argument("--bf16", action="store_true", help="the forward row also times pwcflow with "
+                    "device.precision=bf16 (default keep-list) in the same rounds")
     ap.add_argument("--json", help="also record the run (common.record_run) at this path, e.g. vs_tfoptflow_tf2")
     args = ap.parse_args()
     load_before = common.load1()
@@ -232,10 +253,15 @@ def main() -> None:
     from pwcflow.model import tuning
 
     tfo, shims = tfoptflow_import.load(args.tfoptflow)
+    args.bf16_keep = None
+    if args.bf16:
+        from pwcflow.device import precision
+
+        args.bf16_keep = precision.fp32_layers(common.device_group(precision="bf16"))
+    command = "python benchmarks/bench_vs_tfoptflow.py --tfoptflow PATH --models %s --rounds %d --rows %s%s" % (
+        " ".join(args.models), args.rounds, " ".join(args.rows), " --bf16" if args.bf16 else "")
     info = {"machine": common.machine(), "shims": shims, "formulation": tuning.describe_auto(),
-            "peak_before": common.matmul_peak(common.session_config(threads=args.threads)),
-            "command": "python benchmarks/bench_vs_tfoptflow.py --tfoptflow PATH --models %s --rounds %d --rows %s" % (
-                " ".join(args.models), args.rounds, " ".join(args.rows))}
+            "peak_before": common.matmul_peak(common.session_config(threads=args.threads)), "command": command}
     print("tfoptflow from %s; stood in for: %s" % (tfoptflow_import.source_dir(args.tfoptflow),
                                                     "; ".join(shims) or "nothing"))
     print("pwcflow formulation: %s" % info["formulation"], flush=True)
@@ -255,6 +281,11 @@ def main() -> None:
         times, ratios = {}, {}
         for r in rows:
             name = "%s %s" % (r["model"], r["row"])
+            if name.endswith(" bf16"):  # its tfoptflow times are the fp32 row's (same rounds)
+                times[name + " pwcflow"] = r["pwcflow_runs_s"]
+                ratios[name] = (name[:-5] + " tfoptflow", name + " pwcflow")
+                ratios[name + " vs pwcflow fp32"] = (name[:-5] + " pwcflow", name + " pwcflow")
+                continue
             times.update({name + " tfoptflow": r["tfoptflow_runs_s"], name + " pwcflow": r["pwcflow_runs_s"]})
             ratios[name] = (name + " tfoptflow", name + " pwcflow")
         peak = max(info["peak_before"]["gflops_median"], info["peak_after"]["gflops_median"])

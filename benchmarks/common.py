@@ -235,6 +235,14 @@ def paired_ratio(base: Sequence[float], ours: Sequence[float]) -> float:
     return median([b / o for b, o in zip(base, ours)])
 
 
+def speedup_text(base: Sequence[float], ours: Sequence[float]) -> str:
+    """The speed-up as printed beside medians: the ratio of the medians (so it agrees with the times shown),
+    and the median of the per-round ratios in brackets where it differs at two decimals."""
+    rom, mor = median(base) / median(ours), paired_ratio(base, ours)
+    text = "%.2fx" % rom
+    return text if "%.2f" % mor == "%.2f" % rom else "%s (per-round %.2fx)" % (text, mor)
+
+
 def rss_mib() -> float:
     """Current resident set size of this process (MiB)."""
     return _status_kib("VmRSS") / 1024.0

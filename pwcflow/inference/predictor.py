@@ -28,10 +28,13 @@ class FlowPredictor:
 
     def __init__(self, spec: ModelSpec, ckpt: Optional[str], session_config: Optional[tf.ConfigProto] = None,
                  seed: Optional[int] = None, input_shape: Optional[Sequence[Optional[int]]] = None,
-                 finalize: bool = True, bf16_fp32: Optional[Sequence[str]] = None):
+                 finalize: bool = True, bf16_fp32: Optional[Sequence[str]] = None, freeze: Optional[bool] = None):
         """``input_shape`` fixes the ``x_tnsr`` placeholder's shape (default [None, 2, None, None, 3]);
         ``finalize=False`` leaves the graph open for more ops (used by ``pwcflow.export``); ``bf16_fp32``: build
-        the network in bfloat16 keeping these layers in float32 (``device.precision.fp32_layers``; None: float32)."""
+        the network in bfloat16 keeping these layers in float32 (``device.precision.fp32_layers``; None: float32).
+        ``freeze`` (default: for a bfloat16 graph that is finalized) turns the restored filters into constants,
+        so oneDNN reorders each bfloat16 filter into its blocked layout once instead of on every call (the same
+        flows; no ``variables`` / ``saver`` afterwards)."""
         from pwcflow.device import precision
 
         self.spec = spec
@@ -51,8 +54,32 @@ class FlowPredictor:
                 self.sess.run(tf.variables_initializer(self.variables))
             else:
                 checkpoint.restore(self.sess, self.prefix, self.variables, spec.name)
+        if finalize and (bf16_fp32 is not None if freeze is None else freeze):
+            self._freeze(session_config)
         if finalize:
             self.graph.finalize()
+
+    def _freeze(self, session_config: Optional[tf.ConfigProto]) -> None:
+        """Replace the graph and session by the same network with the filters' values as constants. The biases
+        stay variables (set from the restored values): a constant bias of zeros (random-init checkpoints) would
+        be folded away by grappler, and the convolution would lose its fused bias + LeakyRelu."""
+        outputs = [self.flow] + list(self.pyramid)
+        biases = [v for v in self.variables if not v.op.name.endswith("kernel")]
+        values = self.sess.run(biases)
+        frozen = tf.graph_util.convert_variables_to_constants(
+            self.sess, self.graph.as_graph_def(), sorted({t.op.name for t in outputs}),
+            variable_names_blacklist=[v.op.name for v in biases])
+        self.sess.close()
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            tf.import_graph_def(frozen, name="")
+            kept = [self.graph.get_tensor_by_name(v.name) for v in biases]
+            assign = [tf.assign(t, value) for t, value in zip(kept, values)]
+        names = [self.x.name, self.flow.name] + [t.name for t in self.pyramid]
+        self.x, self.flow, *self.pyramid = [self.graph.get_tensor_by_name(n) for n in names]
+        self.variables, self.saver = [], None
+        self.sess = tf.Session(graph=self.graph, config=session_config)
+        self.sess.run(assign)
 
     def predict_batch(self, pairs: np.ndarray, with_pyramid: bool = False):
         """Flow for a batch [B, 2, H, W, 3] float32 of any H, W; returns [B, H, W, 2] (and pyramid)."""

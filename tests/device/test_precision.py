@@ -132,6 +132,32 @@ def test_bf16_flows_within_the_stated_tolerance(ref_dir, variant):
     assert abs(bf16 - fp32) <= 0.01
 
 
+@pytest.mark.skipif(not HAS_BF16, reason="needs a CPU with bfloat16 units and TF 2.x with oneDNN")
+def test_a_bf16_predictor_is_frozen_and_gives_the_same_flows(ref_dir):
+    """bf16 predictors hold their filters as constants (oneDNN then keeps the reordered bf16 filters across
+    calls): no kernel variable is left, and the flows and pyramid equal those of the unfrozen graph."""
+    from pwcflow.data import flowio
+    from pwcflow.inference.predictor import FlowPredictor, to_input
+    from pwcflow.reference import parity
+
+    keep = precision.fp32_layers(_dev(precision="bf16"))
+    x = to_input(*[flowio.read_image(str(ref_dir / "sm" / ("pair_b_img%d.png" % i))) for i in (1, 2)])[None]
+    out = {}
+    for freeze in (None, False):
+        p = FlowPredictor(parity.SPECS["sm"], str(ref_dir / "sm" / "pwcnet.ckpt"), bf16_fp32=keep, freeze=freeze)
+        kernels = {op.name for op in p.graph.get_operations() if op.type in ("VariableV2", "VarHandleOp")
+                   and op.name.endswith("kernel")}
+        out[freeze] = p.predict_batch(x, with_pyramid=True), kernels
+        p.close()
+    (flow, pyramid), kernels = out[None]
+    (flow_v, pyramid_v), kernels_v = out[False]
+    assert len(kernels_v) > 50 and not kernels
+    assert len(pyramid) == len(pyramid_v) == 5
+    np.testing.assert_allclose(flow, flow_v, atol=1e-5)
+    for a, b in zip(pyramid, pyramid_v):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
 def _train_losses(dev, steps: int = 3):
     """Losses of ``steps`` SGD updates of sm-6-2 (seed 0 weights, one fixed 64x128 batch) in a training session
     of ``dev``, and the dtypes of the variables it updates."""
