@@ -153,7 +153,7 @@ def int8_side_by_side(args: argparse.Namespace, ckpt: str, tmp: str, load_before
         rows, ratios, load_before,
         extra={"onnxruntime": models["onnx-int8"].runtime, "int8_check": {
             k: int8[k] for k in ("epe_int8_px", "epe_session_px", "epe_change_px", "tolerance_epe_px", "max_diff_px",
-                                 "check_input", "int8_quantized_nodes", "int8_float_nodes")},
+                                 "check_input", "int8_quantized_nodes", "int8_quantized_concats", "int8_float_nodes")},
             "model": args.model, "size": [H, W], "batch": 1}))
 
 

@@ -62,6 +62,9 @@ def test_int8_export_is_quantized_and_within_its_epe_tolerance(int8_export, ref_
     quantized = [n for n in model.graph.node if n.op_type == "Conv" and n.name not in kept]
     assert len(quantized) == info["int8_quantized_nodes"] > 60
     assert all(produced.get(n.input[1]) == "DequantizeLinear" for n in quantized)
+    concats = [n for n in model.graph.node if n.op_type == "Concat"
+               and all(produced.get(i) == "DequantizeLinear" for i in n.input)]  # concatenated in uint8
+    assert len(concats) == info["int8_quantized_concats"] > 0
     # the file alone reproduces its recorded EPE on the generated check pairs
     run = exported.load(str(int8_export / STEM), probe=False).run
     pairs = quantize.generated_pairs([1, 2, H, W, 3], "val", quantize.CHECK_PAIRS)
