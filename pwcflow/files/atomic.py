@@ -56,30 +56,38 @@ def atomic_file(path: str, suffix: str = "") -> Iterator[str]:
     """Yield a new sibling temp file path (``.tmp-<pid>-*<suffix>``, unique across threads); rename it onto
     ``path`` on success.
 
-    On an exception the temp file is removed and ``path`` is left as it was. The temp is created like
-    ``open(..., "w")`` creates a file (mode 0666 less the umask), so the result has the usual mode.
+    On an exception the temp file is removed and ``path`` is left as it was, also when the exception (a Ctrl-C's
+    ``KeyboardInterrupt``) strikes between the temp's creation and the ``yield``: the name is chosen before the
+    file is made, so the cleanup always knows it. The temp is created like ``open(..., "w")`` creates a file
+    (mode 0666 less the umask), so the result has the usual mode.
     """
-    tmp = _new_temp_file(_folder(path), suffix)
+    folder = _folder(path)
+    tmp = _temp_name(folder, suffix)
     try:
+        while not _create_new(tmp):  # taken: left by an earlier process that had this pid
+            tmp = _temp_name(folder, suffix)
         yield tmp
         os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
+        if os.path.lexists(tmp):  # ours, or a dead namesake's leftover: either way garbage
             with contextlib.suppress(OSError):
                 os.remove(tmp)
 
 
-def _new_temp_file(folder: str, suffix: str) -> str:
-    """Create an empty, new ``<folder>/.tmp-<pid>-<n><suffix>`` with the umask applied (``O_EXCL``, no race)."""
-    while True:
-        with _COUNTER_LOCK:
-            n = next(_COUNTER)
-        tmp = os.path.join(folder, "%s%d%s" % (_pid_prefix(), n, suffix))
-        try:
-            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-            return tmp
-        except FileExistsError:  # left by an earlier process that had this pid
-            continue
+def _temp_name(folder: str, suffix: str) -> str:
+    """``<folder>/.tmp-<pid>-<n><suffix>``, ``n`` new in this process (thread-safe)."""
+    with _COUNTER_LOCK:
+        n = next(_COUNTER)
+    return os.path.join(folder, "%s%d%s" % (_pid_prefix(), n, suffix))
+
+
+def _create_new(path: str) -> bool:
+    """Create ``path`` empty with the umask applied (``O_EXCL``, no race); False if it already exists."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        return True
+    except FileExistsError:
+        return False
 
 
 def atomic_write_bytes(path: str, data: bytes) -> None:

@@ -196,13 +196,29 @@ def staged(folder: Path, pid: int) -> list:
         return []
 
 
+def _frozen(proc) -> None:
+    """SIGSTOP ``proc`` and wait until the kernel reports it stopped (state T), so what is on disk holds still."""
+    proc.send_signal(signal.SIGSTOP)
+    stat, until = "/proc/%d/stat" % proc.pid, time.time() + 1.0
+    while time.time() < until:
+        try:
+            with open(stat) as fh:
+                if fh.read().rsplit(")", 1)[1].split()[0] in ("T", "t", "Z", "X"):
+                    return
+        except (OSError, IndexError):
+            return
+        time.sleep(0.0002)
+
+
 def kill_while_writing(cmd, cwd, seed: int, folders, moments: int = 1, spread: float = 0.0) -> list:
     """Run ``python -m cmd`` and kill -9 it while it stages outputs in one of ``folders``; return what it left.
 
     Each new staging entry (``.tmp-<pid>-*``) is a moment to strike; the seed picks one of the first ``moments``
-    and a delay of 0..``spread`` s after it appears. The process is then frozen (SIGSTOP) and killed only if a
-    staging entry is still there (else it goes on, to the next entry): the kill lands while it writes. Returns
-    the staging entries left behind by the kill, ``[]`` when the process finished first.
+    and a delay of 0..``spread`` s after it. The process is sampled frozen: every few milliseconds it is stopped
+    (SIGSTOP, waited for), the folders are listed, and it is killed only if a staging entry is there at that
+    frozen instant (else it goes on): the kill lands while it writes, however short-lived its temps are (a scan
+    of the running process missed them on a fast CPU). Returns the staging entries left behind by the kill,
+    ``[]`` when the process finished first.
     """
     rng = random.Random(seed)
     nth, delay = rng.randint(1, moments), rng.uniform(0.0, spread)
@@ -212,19 +228,19 @@ def kill_while_writing(cmd, cwd, seed: int, folders, moments: int = 1, spread: f
     seen, deadline = set(), time.time() + 300
     try:
         while proc.poll() is None and time.time() < deadline:
-            entries = [p for f in folders for p in staged(Path(f), proc.pid)]
-            seen.update(entries)
-            if entries and len(seen) >= nth:
+            seen.update(p for f in folders for p in staged(Path(f), proc.pid))  # moments, counted while it runs
+            _frozen(proc)
+            left = [p for f in folders for p in staged(Path(f), proc.pid)]
+            seen.update(left)
+            if left and len(seen) >= nth and not delay:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                return [p for p in left if os.path.lexists(str(p))]
+            proc.send_signal(signal.SIGCONT)
+            if left and len(seen) >= nth:  # the moment came: strike ``delay`` s into it
                 time.sleep(delay)
                 delay = 0.0
-                proc.send_signal(signal.SIGSTOP)
-                left = [p for f in folders for p in staged(Path(f), proc.pid)]
-                if left:
-                    proc.send_signal(signal.SIGKILL)
-                    proc.wait()
-                    return [p for p in left if os.path.lexists(str(p))]
-                proc.send_signal(signal.SIGCONT)
-            time.sleep(0.001)
+            time.sleep(0.002)
         return []
     finally:
         if proc.poll() is None:

@@ -85,6 +85,25 @@ def test_atomic_writers(tmp_path):
     assert not [f for f in os.listdir(str(tmp_path / "sub")) if f.startswith(".tmp-")]
 
 
+def test_a_ctrl_c_right_after_the_temp_is_made_leaves_no_temp(tmp_path, monkeypatch):
+    """KeyboardInterrupt between the temp's creation and the write (seen in live predict's Ctrl-C): the temp goes."""
+    real_close, struck = os.close, []
+
+    def close_then_interrupt(fd):
+        real_close(fd)
+        if not struck:  # the first close is the temp's creation in atomic_file
+            struck.append(fd)
+            raise KeyboardInterrupt
+
+    path = tmp_path / "frame.flo"
+    path.write_bytes(b"old")
+    monkeypatch.setattr(atomic.os, "close", close_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        atomic.atomic_write_bytes(str(path), b"new")
+    monkeypatch.undo()
+    assert struck and sorted(os.listdir(str(tmp_path))) == ["frame.flo"] and path.read_bytes() == b"old"
+
+
 def test_atomic_dir_replaces_whole_folder(tmp_path):
     final = tmp_path / "model"
     with atomic.atomic_dir(str(final), replace=True) as tmp:
