@@ -213,8 +213,7 @@ def main() -> None:
     from pwcflow.errors import UserError
 
     try:
-        dev = common.device_group(precision="bf16")
-        keep = tuple(args.keep) if args.keep is not None else precision.fp32_layers(dev)
+        keep = tuple(args.keep) if args.keep is not None else common.bf16_keep()
     except UserError as e:
         print("error: %s" % e, file=sys.stderr)
         sys.exit(1)

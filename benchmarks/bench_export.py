@@ -130,8 +130,8 @@ def int8_side_by_side(args: argparse.Namespace, ckpt: str, tmp: str, load_before
               "onnx_int8_over_onnx_fp32_cpu": ("onnx-fp32 cpu", "onnx-int8 cpu")}
     bf16 = None
     if precision.bf16_unit() is not None:
-        keep = precision.fp32_layers(common.device_group(precision="bf16"))
-        bf16 = FlowPredictor(common.variant_spec(args.model, "fused"), ckpt, input_shape=x.shape, bf16_fp32=keep)
+        bf16 = FlowPredictor(common.variant_spec(args.model, "fused"), ckpt, input_shape=x.shape,
+                             bf16_fp32=common.bf16_keep())
         fns["tf-session-bf16"] = lambda: bf16.sess.run(bf16.flow, {bf16.x: x})
         ratios.update({"tf_session_bf16_over_onnx_int8": ("onnx-int8", "tf-session-bf16"),
                        "tf_session_bf16_over_tf_session": ("tf-session", "tf-session-bf16")})

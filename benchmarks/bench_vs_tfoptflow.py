@@ -150,8 +150,6 @@ class Train:
         """Release both sessions."""
         self.tfo.sess.close()
         self.ours.close()
-        if self.bf16 is not None:
-            self.bf16.close()
 
 
 def rows_for(tfo, model: str, ckpt: str, args: argparse.Namespace, folder: str) -> List[dict]:
@@ -253,11 +251,7 @@ def main() -> None:
     from pwcflow.model import tuning
 
     tfo, shims = tfoptflow_import.load(args.tfoptflow)
-    args.bf16_keep = None
-    if args.bf16:
-        from pwcflow.device import precision
-
-        args.bf16_keep = precision.fp32_layers(common.device_group(precision="bf16"))
+    args.bf16_keep = common.bf16_keep() if args.bf16 else None
     command = "python benchmarks/bench_vs_tfoptflow.py --tfoptflow PATH --models %s --rounds %d --rows %s%s" % (
         " ".join(args.models), args.rounds, " ".join(args.rows), " --bf16" if args.bf16 else "")
     info = {"machine": common.machine(), "shims": shims, "formulation": tuning.describe_auto(),

@@ -172,6 +172,14 @@ def device_group(device: str = "cpu", threads: int = 0, xla: bool = False, mixed
     return compose_group("device", device, changes)
 
 
+def bf16_keep():
+    """The float32 keep-list ``device.precision=bf16`` uses by default (``device.bf16_fp32_layers`` of
+    conf/device/cpu.yaml, through ``precision.fp32_layers``); a ``UserError`` where bf16 cannot run here."""
+    from pwcflow.device import precision
+
+    return precision.fp32_layers(device_group(precision="bf16"))
+
+
 def session_config(device: str = "cpu", threads: int = 0, xla: bool = False, mixed: bool = False,
                    training: bool = False, precision: str = "fp32"):
     """The device profile's ``ConfigProto`` (``pwcflow.device.backend``) with these switches; ``precision`` is

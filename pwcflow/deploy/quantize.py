@@ -2,10 +2,11 @@
 
 What is quantized: the convolutions of the feature pyramid, the flow estimators' dense/plain blocks and the
 context network, and the concatenations between them (``QUANTIZED_OPS``: with the dense blocks' concatenations
-in uint8, lg-6-2 loses a dequantize/quantize pair around each; 1.75x -> 1.99x of the float ONNX on the AMX Xeon,
-same EPE), int8 weights per output channel, uint8 activations (the U8S8 pair onnxruntime's x86 kernels,
-VNNI/AMX-INT8, run fastest), ranges calibrated (min/max) on generated moving-texture pairs (``data/synthetic.py``,
-train split) at the export's input size. What stays float (``keep_float``): the cost volume (its
+in uint8, lg-6-2 loses a dequantize/quantize pair around each; on the AMX Xeon 1.94x the float ONNX's speed
+against 1.70x with the convolutions alone, same EPE change: benchmarks/RESULTS.md), int8 weights per output
+channel, uint8 activations (the U8S8 pair onnxruntime's x86 kernels, VNNI/AMX-INT8, run fastest), ranges
+calibrated (min/max) on generated moving-texture pairs (``data/synthetic.py``, train split) at the export's
+input size. What stays float (``keep_float``): the cost volume (its
 MatMul/BatchMatMul and normalisation are not in ``QUANTIZED_OPS``; its output enters the next convolution's
 quantized input as before), every convolution with two output channels (the flow heads and the context
 network's last layer: the flow itself), the upsampling deconvolutions, the warp and the output.
